@@ -1,0 +1,82 @@
+"""The single wiring point of the API: `create_app(settings)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.types import Message, Scope
+
+from api.auth.controller import AuthController
+from api.auth.middleware import AuthMiddleware
+from api.errors import EXCEPTION_HANDLERS
+from api.queries.controller import QueriesController
+from api.state import Services
+from api.system.controller import SystemController
+from shared.db.database import open_database
+from shared.events.bus import make_bus
+from shared.settings import Settings, load_settings
+from shared.tasks import Publisher
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+
+_PUBLIC = {"/health", "/ready", "/metrics", "/schema", "/api/auth/login"}
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+_DOCS_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+
+
+def _security_headers(settings: Settings) -> Callable[[Message, Scope], Any]:
+    async def before_send(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        headers = MutableScopeHeaders.from_message(message)
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Referrer-Policy"] = "no-referrer"
+        docs = scope.get("path", "").startswith("/schema") and not scope.get("path", "").endswith(".json")
+        headers["Content-Security-Policy"] = _DOCS_CSP if docs else _API_CSP
+        if settings.security.cookie_secure:
+            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+
+    return before_send
+
+
+def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Litestar:
+    @asynccontextmanager
+    async def open_services(app: Litestar) -> AsyncIterator[None]:
+        db = await open_database(settings.database.url)
+        publisher = Publisher(settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s)
+        bus = make_bus(settings.broker.redis_url)
+        app.state["services"] = Services(settings=settings, db=db, publisher=publisher, bus=bus)
+        try:
+            yield
+        finally:
+            await bus.close()
+            publisher.close()
+            await db.close()
+
+    return Litestar(
+        route_handlers=[AuthController, QueriesController, SystemController],
+        lifespan=[open_services, *lifespans],
+        middleware=[DefineMiddleware(AuthMiddleware, exclude=["^/schema", "^/metrics"])],
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[_security_headers(settings)],
+        request_max_body_size=1_000_000,
+        openapi_config=OpenAPIConfig(
+            title="sqlagent", version="0.1.0",
+            description="Questions in plain language, answered with provably read-only SQL.",
+            path="/schema", render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for `uvicorn --factory` (several API worker processes)."""
+    return create_app(load_settings())

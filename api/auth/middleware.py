@@ -1,0 +1,58 @@
+"""Authentication: the `session_token` cookie or `Authorization: Bearer <api token>`.
+
+Runs before the handler's body is parsed, so an anonymous or unprivileged caller gets 401/403,
+never 422. Also the CSRF rule: a cookie-authenticated unsafe request must be JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from api.errors import AuthSessionExpired, AuthSessionInvalid, PermissionDenied, UnsupportedMediaType
+from api.state import services
+from shared.users import repository as users
+from shared.users.repository import Credential
+
+SESSION_COOKIE = "session_token"
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class AuthMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        db = services(connection.app.state).db
+        header = connection.headers.get("authorization")
+        if header:
+            scheme, _, secret = header.partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise AuthSessionInvalid("Use 'Authorization: Bearer <api token>'")
+            credential = await users.token_credential(db, secret.strip())
+            if credential is None:
+                raise AuthSessionInvalid("Invalid or revoked API token")
+            return AuthenticationResult(user=credential.user, auth=credential)
+        cookie = connection.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise AuthSessionInvalid()
+        credential = await users.session_credential(db, cookie)
+        if credential is None:
+            raise AuthSessionInvalid("Invalid or revoked session; log in again")
+        if credential.expired:
+            raise AuthSessionExpired()
+        if connection.scope["method"] in _UNSAFE:
+            content_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if content_type != "application/json":
+                raise UnsupportedMediaType(
+                    "Requests authenticated by cookie must send Content-Type: application/json"
+                )
+        return AuthenticationResult(user=credential.user, auth=credential)
+
+
+def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if connection.user.role != "admin":
+        raise PermissionDenied()
+
+
+def credential_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Credential:
+    return connection.auth  # type: ignore[no-any-return]

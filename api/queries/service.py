@@ -1,0 +1,100 @@
+"""Submitting and reading attempts: what the query routes do, without HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from api.errors import DataSourceNotFound, InvalidState, QueryNotFound, RequestValidationError
+from api.queries.schemas import MAX_QUESTION, AttemptCreate
+from api.state import Services
+from shared.attempts import repository as attempts
+from shared.attempts.models import Attempt, Event
+from shared.attempts.status import TERMINAL, Status
+from shared.db.database import is_unique_violation, utcnow
+from shared.users.repository import User
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def _request_hash(question: str, data_source: str) -> str:
+    return hashlib.sha256(f"{data_source}\x00{question}".encode()).hexdigest()
+
+
+async def submit(svc: Services, user: User, data: AttemptCreate, idempotency_key: str | None) -> Attempt:
+    question = data.question.strip()
+    if not question:
+        raise RequestValidationError(["body", "question"], "must not be empty")
+    if len(question) > MAX_QUESTION:
+        raise RequestValidationError(["body", "question"], f"must be at most {MAX_QUESTION} characters")
+    if svc.settings.data_source(data.data_source) is None:
+        raise DataSourceNotFound(f"No data source named {data.data_source!r}; GET /api/data-sources lists them")
+
+    request_hash = _request_hash(question, data.data_source)
+    if idempotency_key is not None:
+        existing = await _replay(svc, user, idempotency_key, request_hash)
+        if existing is not None:
+            return existing
+    try:
+        attempt = await attempts.create(
+            svc.db, user_id=user.id, question=question, data_source=data.data_source,
+            idempotency_key=idempotency_key, request_hash=request_hash if idempotency_key else None,
+        )
+    except Exception as exc:
+        # Two requests with the same key raced: the other one created it.
+        if idempotency_key is not None and is_unique_violation(exc):
+            existing = await _replay(svc, user, idempotency_key, request_hash)
+            if existing is not None:
+                return existing
+        raise
+    # After the commit: a message for a row that does not exist would be worse than a late one.
+    if await svc.publisher.publish(attempt.id):
+        await attempts.mark_dispatched(svc.db, [attempt.id])
+    await _announce(svc, attempt)
+    return attempt
+
+
+async def _announce(svc: Services, attempt: Attempt) -> None:
+    try:
+        await svc.bus.publish(Event(id=attempt.id, seq=1, status=Status.QUEUED, at=attempt.created_at))
+    except Exception:  # best effort: subscribers read the event rows anyway
+        return
+
+
+async def _replay(svc: Services, user: User, key: str, request_hash: str) -> Attempt | None:
+    since = utcnow() - IDEMPOTENCY_WINDOW
+    await attempts.expire_idempotency_key(svc.db, user.id, key, since)
+    existing = await attempts.get_by_idempotency_key(svc.db, user.id, key, since)
+    if existing is None:
+        return None
+    if existing.request_hash != request_hash:
+        raise InvalidState("This Idempotency-Key was used with a different request")
+    return existing
+
+
+async def visible_attempt(svc: Services, user: User, attempt_id: str) -> Attempt:
+    """The attempt if `user` may see it. Another user's attempt is 'not found', not 'forbidden',
+    so ids leak nothing."""
+    attempt = await attempts.get(svc.db, attempt_id)
+    if attempt is None or (attempt.user_id != user.id and user.role != "admin"):
+        raise QueryNotFound()
+    return attempt
+
+
+async def cancel(svc: Services, attempt: Attempt) -> Attempt:
+    if attempt.status in TERMINAL:
+        raise InvalidState(f"The attempt already ended ({attempt.status})")
+    event = await attempts.cancel_queued(svc.db, attempt.id) if attempt.status == Status.QUEUED else None
+    if event is None:
+        # Running: the worker holding the lease sees the flag at its next heartbeat and stops the
+        # LLM call or the database statement.
+        await attempts.request_cancel(svc.db, attempt.id)
+    else:
+        try:
+            await svc.bus.publish(event)
+        except Exception:  # best effort, as above
+            pass
+    refreshed = await attempts.get(svc.db, attempt.id)
+    if refreshed is None:
+        raise QueryNotFound()
+    return refreshed

@@ -1,0 +1,252 @@
+"""Explicit SQL for attempts and their events. Every status change is a conditional UPDATE
+(`WHERE status = ANY(expected)`) plus an event row in one transaction, so a redelivered task or a
+racing reaper can never move an attempt twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.attempts.models import Attempt, Event
+from shared.attempts.status import RUNNING, TERMINAL, Status
+from shared.db.database import Database, Executor, Row, utcnow
+
+_COLUMNS = (
+    "id, user_id, question, data_source, status, seq, sql, explanation, error_code, error_detail, "
+    "row_count, truncated, rounds, prompt_tokens, completion_tokens, llm_ms, exec_ms, created_at, "
+    "started_at, finished_at, dispatched_at, tries, cancel_requested, request_hash"
+)
+
+_FIELDS = frozenset(
+    {"sql", "explanation", "error_code", "error_detail", "row_count", "truncated", "rounds",
+     "prompt_tokens", "completion_tokens", "llm_ms", "exec_ms", "started_at", "finished_at",
+     "lease_owner", "lease_expires_at", "tries", "dispatched_at"}
+)
+
+
+def _attempt(row: Row) -> Attempt:
+    return Attempt(**{k: row[k] for k in Attempt.__struct_fields__})
+
+
+def _event(row: Row) -> Event:
+    return Event(
+        id=row["attempt_id"], seq=row["seq"], status=row["status"], at=row["at"],
+        error_code=row["error_code"], detail=row["detail"],
+    )
+
+
+def _in_list(values: Collection[str], start: int) -> tuple[str, list[str]]:
+    """`IN ($n, $n+1, …)` for both dialects (SQLite has no arrays)."""
+    items = sorted(values)
+    return "(" + ", ".join(f"${start + i}" for i in range(len(items))) + ")", items
+
+
+async def create(
+    db: Database,
+    *,
+    user_id: int,
+    question: str,
+    data_source: str,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Attempt:
+    now = utcnow()
+    attempt_id = str(uuid.uuid4())
+    async with db.transaction() as tx:
+        row = await tx.fetchrow(
+            f"""INSERT INTO attempts (id, user_id, question, data_source, status, seq, created_at,
+                                      idempotency_key, request_hash)
+                VALUES ($1, $2, $3, $4, 'queued', 1, $5, $6, $7) RETURNING {_COLUMNS}""",
+            attempt_id, user_id, question, data_source, now, idempotency_key, request_hash,
+        )
+        await tx.execute(
+            "INSERT INTO attempt_events (attempt_id, seq, status, at) VALUES ($1, 1, 'queued', $2)",
+            attempt_id, now,
+        )
+    assert row is not None
+    return _attempt(row)
+
+
+async def get(db: Executor, attempt_id: str) -> Attempt | None:
+    row = await db.fetchrow(f"SELECT {_COLUMNS} FROM attempts WHERE id = $1", attempt_id)
+    return None if row is None else _attempt(row)
+
+
+async def get_by_idempotency_key(db: Executor, user_id: int, key: str, since: datetime) -> Attempt | None:
+    row = await db.fetchrow(
+        f"""SELECT {_COLUMNS} FROM attempts
+            WHERE user_id = $1 AND idempotency_key = $2 AND created_at >= $3""",
+        user_id, key, since,
+    )
+    return None if row is None else _attempt(row)
+
+
+async def expire_idempotency_key(db: Executor, user_id: int, key: str, before: datetime) -> None:
+    """Keys are honoured for 24 h; an older attempt gives its key up so the key can be reused."""
+    await db.execute(
+        """UPDATE attempts SET idempotency_key = NULL
+           WHERE user_id = $1 AND idempotency_key = $2 AND created_at < $3""",
+        user_id, key, before,
+    )
+
+
+async def page(
+    db: Executor,
+    *,
+    user_id: int | None,
+    status: str | None,
+    page: int,
+    page_size: int,
+) -> tuple[list[Attempt], int]:
+    conditions, args = [], []
+    if user_id is not None:
+        args.append(user_id)
+        conditions.append(f"user_id = ${len(args)}")
+    if status is not None:
+        args.append(status)
+        conditions.append(f"status = ${len(args)}")
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    total = await db.fetchval(f"SELECT count(*) FROM attempts {where}", *args)
+    rows = await db.fetch(
+        f"""SELECT {_COLUMNS} FROM attempts {where}
+            ORDER BY created_at DESC, id DESC LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",
+        *args, page_size, (page - 1) * page_size,
+    )
+    return [_attempt(r) for r in rows], int(total)
+
+
+async def mark_dispatched(db: Executor, attempt_ids: Collection[str]) -> None:
+    if not attempt_ids:
+        return
+    placeholders, items = _in_list(attempt_ids, 2)
+    await db.execute(
+        f"UPDATE attempts SET dispatched_at = $1 WHERE id IN {placeholders} AND dispatched_at IS NULL",
+        utcnow(), *items,
+    )
+
+
+async def transition(
+    db: Database,
+    attempt_id: str,
+    *,
+    expected: Collection[str],
+    to: Status,
+    error_code: str | None = None,
+    detail: str | None = None,
+    **fields: Any,
+) -> Event | None:
+    """Move the attempt to `to` if it is in one of `expected`; record the event. None: it was not
+    (another worker, the reaper or a cancel got there first), and nothing was written."""
+    unknown = set(fields) - _FIELDS
+    if unknown:
+        raise ValueError(f"not attempt fields: {sorted(unknown)}")
+    now = utcnow()
+    if to in TERMINAL:
+        fields.setdefault("finished_at", now)
+        fields.setdefault("lease_owner", None)
+        fields.setdefault("lease_expires_at", None)
+        fields.setdefault("error_code", error_code)
+        fields.setdefault("error_detail", detail)
+    args: list[Any] = [attempt_id, to.value]
+    sets = ["status = $2", "seq = seq + 1"]
+    for name, value in fields.items():
+        args.append(value)
+        sets.append(f"{name} = ${len(args)}")
+    placeholders, items = _in_list(expected, len(args) + 1)
+    async with db.transaction() as tx:
+        seq = await tx.fetchval(
+            f"UPDATE attempts SET {', '.join(sets)} WHERE id = $1 AND status IN {placeholders} "
+            "RETURNING seq",
+            *args, *items,
+        )
+        if seq is None:
+            return None
+        await tx.execute(
+            """INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            attempt_id, seq, to.value, now, error_code, detail,
+        )
+    return Event(id=attempt_id, seq=seq, status=to.value, at=now, error_code=error_code, detail=detail)
+
+
+async def claim(db: Database, attempt_id: str, *, owner: str, lease_s: float) -> Event | None:
+    """queued → generating, taking the lease. None when someone else already has it."""
+    now = utcnow()
+    return await transition(
+        db, attempt_id, expected={Status.QUEUED}, to=Status.GENERATING,
+        lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s),
+        started_at=now,
+    )
+
+
+async def renew_lease(db: Executor, attempt_id: str, *, owner: str, lease_s: float) -> bool | None:
+    """Extend the lease. Returns the attempt's cancel flag, or None when the lease is no longer ours."""
+    placeholders, items = _in_list(RUNNING, 4)
+    row = await db.fetchrow(
+        f"""UPDATE attempts SET lease_expires_at = $3
+            WHERE id = $1 AND lease_owner = $2 AND status IN {placeholders}
+            RETURNING cancel_requested""",
+        attempt_id, owner, utcnow() + timedelta(seconds=lease_s), *items,
+    )
+    return None if row is None else bool(row["cancel_requested"])
+
+
+async def request_cancel(db: Executor, attempt_id: str) -> None:
+    await db.execute("UPDATE attempts SET cancel_requested = TRUE WHERE id = $1", attempt_id)
+
+
+async def events_after(db: Executor, attempt_id: str, after_seq: int) -> list[Event]:
+    rows = await db.fetch(
+        """SELECT attempt_id, seq, status, at, error_code, detail FROM attempt_events
+           WHERE attempt_id = $1 AND seq > $2 ORDER BY seq""",
+        attempt_id, after_seq,
+    )
+    return [_event(r) for r in rows]
+
+
+async def delete(db: Executor, attempt_id: str) -> bool:
+    return await db.execute("DELETE FROM attempts WHERE id = $1", attempt_id) > 0
+
+
+async def undispatched(db: Executor, *, older_than: datetime, limit: int = 500) -> list[str]:
+    """Queued attempts whose message never reached the broker, or reached it long ago and was
+    lost (an embedded-mode restart loses the in-memory queue)."""
+    rows = await db.fetch(
+        """SELECT id FROM attempts
+           WHERE status = 'queued' AND created_at < $1
+             AND (dispatched_at IS NULL OR dispatched_at < $2)
+           ORDER BY created_at LIMIT $3""",
+        older_than, older_than - timedelta(minutes=5), limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def expired_leases(db: Executor, *, now: datetime, limit: int = 100) -> list[tuple[str, int]]:
+    placeholders, items = _in_list(RUNNING, 3)
+    rows = await db.fetch(
+        f"""SELECT id, tries FROM attempts
+            WHERE lease_expires_at < $1 AND status IN {placeholders}
+            ORDER BY lease_expires_at LIMIT $2""",
+        now, limit, *items,
+    )
+    return [(r["id"], r["tries"]) for r in rows]
+
+
+async def cancel_queued(db: Database, attempt_id: str) -> Event | None:
+    return await transition(
+        db, attempt_id, expected={Status.QUEUED}, to=Status.CANCELLED,
+        error_code="CANCELLED", detail="cancelled by the user",
+    )
+
+
+async def counts_by_terminal_status(db: Executor) -> dict[tuple[str, str], int]:
+    placeholders, items = _in_list(TERMINAL, 1)
+    rows = await db.fetch(
+        f"""SELECT status, COALESCE(error_code, '') AS error_code, count(*) AS n FROM attempts
+            WHERE status IN {placeholders} GROUP BY status, COALESCE(error_code, '')""",
+        *items,
+    )
+    return {(r["status"], r["error_code"]): int(r["n"]) for r in rows}
+
