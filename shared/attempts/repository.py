@@ -122,7 +122,7 @@ async def mark_dispatched(db: Executor, attempt_ids: Collection[str]) -> None:
         return
     placeholders, items = _in_list(attempt_ids, 2)
     await db.execute(
-        f"UPDATE attempts SET dispatched_at = $1 WHERE id IN {placeholders} AND dispatched_at IS NULL",
+        f"UPDATE attempts SET dispatched_at = $1 WHERE id IN {placeholders} AND status = 'queued'",
         utcnow(), *items,
     )
 
@@ -135,10 +135,31 @@ async def transition(
     to: Status,
     error_code: str | None = None,
     detail: str | None = None,
+    lease_expired_before: datetime | None = None,
     **fields: Any,
 ) -> Event | None:
-    """Move the attempt to `to` if it is in one of `expected`; record the event. None: it was not
-    (another worker, the reaper or a cancel got there first), and nothing was written."""
+    """Move the attempt to `to` if it is in one of `expected` (and, for the reaper, its lease
+    expired before the given time); record the event. None: it was not — another worker, the
+    reaper or a cancel got there first — and nothing was written."""
+    async with db.transaction() as tx:
+        return await transition_in(
+            tx, attempt_id, expected=expected, to=to, error_code=error_code, detail=detail,
+            lease_expired_before=lease_expired_before, **fields,
+        )
+
+
+async def transition_in(
+    tx: Executor,
+    attempt_id: str,
+    *,
+    expected: Collection[str],
+    to: Status,
+    error_code: str | None = None,
+    detail: str | None = None,
+    lease_expired_before: datetime | None = None,
+    **fields: Any,
+) -> Event | None:
+    """`transition` inside the caller's transaction (e.g. with the result rows)."""
     unknown = set(fields) - _FIELDS
     if unknown:
         raise ValueError(f"not attempt fields: {sorted(unknown)}")
@@ -154,20 +175,23 @@ async def transition(
     for name, value in fields.items():
         args.append(value)
         sets.append(f"{name} = ${len(args)}")
+    condition = ""
+    if lease_expired_before is not None:
+        args.append(lease_expired_before)
+        condition = f" AND lease_expires_at < ${len(args)}"
     placeholders, items = _in_list(expected, len(args) + 1)
-    async with db.transaction() as tx:
-        seq = await tx.fetchval(
-            f"UPDATE attempts SET {', '.join(sets)} WHERE id = $1 AND status IN {placeholders} "
-            "RETURNING seq",
-            *args, *items,
-        )
-        if seq is None:
-            return None
-        await tx.execute(
-            """INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            attempt_id, seq, to.value, now, error_code, detail,
-        )
+    seq = await tx.fetchval(
+        f"UPDATE attempts SET {', '.join(sets)} WHERE id = $1{condition} AND status IN {placeholders} "
+        "RETURNING seq",
+        *args, *items,
+    )
+    if seq is None:
+        return None
+    await tx.execute(
+        """INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        attempt_id, seq, to.value, now, error_code, detail,
+    )
     return Event(id=attempt_id, seq=seq, status=to.value, at=now, error_code=error_code, detail=detail)
 
 

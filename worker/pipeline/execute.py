@@ -1,0 +1,492 @@
+"""Run one guarded, read-only statement on a target database and keep its rows as JSON values.
+
+The SQL reaching this module has already passed the guard (shared/sqlguard); the execution rules
+here are the guard's last layers (DESIGN "The guard"), so they hold even for SQL the guard missed:
+
+PostgreSQL (`PostgresTarget`, one asyncpg pool per data source and event loop):
+  * one round trip of our own constants opens the transaction: `BEGIN READ ONLY`, then
+    `SET LOCAL` statement_timeout, lock_timeout, idle_in_transaction_session_timeout and
+    search_path (the allowed schemas, then pg_catalog, then pg_temp — each quoted);
+  * the statement itself goes only through the extended protocol: Parse (a prepared statement,
+    which PostgreSQL refuses to hold more than one command) + Bind + Execute on a portal, fetched
+    in batches, so at most row_cap + 1 rows ever leave the server and a 10M-row result is never
+    pulled; the byte cap is the size of the encoded JSON rows, measured as they arrive;
+  * always ROLLBACK; if that fails the connection is terminated instead of going back to the
+    pool. On release asyncpg's pool runs `Connection.reset()`: ROLLBACK of any open transaction,
+    closing of statements asyncpg no longer references, then `SELECT pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL;` (asyncpg 0.32, `Connection.get_reset_query`);
+  * cancelling the awaiting task makes asyncpg send a CancelRequest for the running statement
+    (verified by tests/pipeline/test_execute_postgres.py with pg_stat_activity); a client-side
+    deadline slightly above statement_timeout covers the time between batch fetches.
+  * statement_cache_size=0: generated SQL is never reused, so statements are unnamed and leave
+    nothing prepared on the server.
+
+SQLite (`SqliteTarget`): stdlib sqlite3 in a worker thread (`asyncio.to_thread`), not aiosqlite:
+the guard's `harden_connection` needs the raw `sqlite3.Connection`, and open + harden + execute +
+fetch + encode all happen in one thread hop per statement instead of one hop per call. A fresh
+read-only connection (`mode=ro`, plus `immutable=1` for the bundled demo file) per statement: it
+costs well under a millisecond and shares nothing between attempts. The statement timeout and task
+cancellation are a progress handler that aborts the VM. Column types: Python's sqlite3 exposes no
+`sqlite3_column_decltype`, so `type` is the storage class of the column's first non-NULL value in
+the result (`integer`, `real`, `text`, `blob`), or `null` when every value is NULL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from shared.pipeline_errors import (
+    OperationTimeout,
+    SqlExecutionError,
+    SqlRejected,
+    TargetUnavailable,
+)
+from shared.results.values import (
+    JSON_READY_TYPES,
+    Column,
+    configure_asyncpg_codecs,
+    pg_type_name,
+    to_json_value,
+)
+from shared.targets.config import DataSource
+from shared.targets.introspect import quote_ident, sqlite_uri
+
+__all__ = ["ExecutionLimits", "PostgresTarget", "ResultSet", "SqliteTarget"]
+
+log = logging.getLogger(__name__)
+
+_CONNECT_TRIES = 3
+_CONNECT_BACKOFF_S = (0.2, 0.5)
+# The server's statement_timeout should fire first; the client deadline is the backstop that
+# also bounds the time spent between batch fetches.
+_CLIENT_GRACE_S = 1.0
+_ROLLBACK_TIMEOUT_S = 5.0
+_MAX_BATCH_ROWS = 1000
+_FIRST_BATCH_ROWS = 50
+_MAX_DETAIL_CHARS = 2000
+
+
+class ResultSet(msgspec.Struct):
+    columns: list[Column]
+    rows: list[list[object]]  # JSON values (SPEC "Result values")
+    truncated: bool  # the row cap or the byte cap cut the result
+    byte_size: int  # len(msgspec.json.encode(rows))
+
+
+class ExecutionLimits(msgspec.Struct, frozen=True):
+    statement_timeout_s: float  # SQLAGENT_STATEMENT_TIMEOUT_S
+    row_cap: int  # SQLAGENT_ROW_CAP
+    max_bytes: int  # SQLAGENT_RESULT_MAX_BYTES
+    lock_timeout_s: float = 1.0  # PostgreSQL: give up quickly behind a DDL lock
+
+
+# --- rows, caps and sizes (both dialects) ----------------------------------------------------
+
+_encode = msgspec.json.Encoder().encode
+
+
+class _RowCollector:
+    """Converts rows to JSON values and stops at row_cap rows or max_bytes of encoded JSON.
+
+    `byte_size` is always the length of the JSON array of the kept rows; a row that would cross
+    the byte cap is not kept."""
+
+    def __init__(self, limits: ExecutionLimits, converters: Sequence[Callable[[Any], object] | None]):
+        self._row_cap = max(0, limits.row_cap)
+        self._max_bytes = limits.max_bytes
+        self._converters = list(converters)
+        self._identity = all(c is None for c in self._converters)
+        self.rows: list[list[object]] = []
+        self.byte_size = 2  # "[]"
+        self.truncated = False
+        self.done = False
+
+    def next_batch_size(self) -> int:
+        """Rows worth asking for next: never past row_cap + 1, and about the remaining byte
+        budget's worth at the average row size seen so far."""
+        wanted = self._row_cap + 1 - len(self.rows)
+        if self.rows:
+            average = max(1, (self.byte_size - 2) // len(self.rows))
+            by_bytes = (self._max_bytes - self.byte_size) // average + 1
+            return max(1, min(wanted, by_bytes, _MAX_BATCH_ROWS))
+        return max(1, min(wanted, _FIRST_BATCH_ROWS))
+
+    def add(self, raw_rows: Iterable[Sequence[Any]]) -> None:
+        for raw in raw_rows:
+            if len(self.rows) >= self._row_cap:
+                self.truncated = self.done = True
+                return
+            if self._identity:
+                row = list(raw)
+            else:
+                row = [v if c is None or v is None else c(v) for c, v in zip(self._converters, raw, strict=True)]
+            size = len(_encode(row)) + (1 if self.rows else 0)
+            if self.byte_size + size > self._max_bytes:
+                self.truncated = self.done = True
+                return
+            self.rows.append(row)
+            self.byte_size += size
+
+    def finish(self) -> None:
+        self.done = True
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+# Failures that mean "the database is not there (now)", not "the SQL is wrong".
+_PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, DNS (socket.gaierror)
+    asyncpg.PostgresConnectionError,  # class 08, incl. ConnectionDoesNotExistError
+    asyncpg.InsufficientResourcesError,  # class 53, incl. TooManyConnectionsError
+    asyncpg.CannotConnectNowError,  # starting up / shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InvalidAuthorizationSpecificationError,  # bad user/password: retrying won't help
+    asyncpg.InvalidCatalogNameError,  # the database does not exist
+    asyncpg.TransactionRollbackError,  # serialization failure / recovery conflict on a replica
+)
+_PG_NOT_RETRYABLE: tuple[type[BaseException], ...] = (
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+)
+
+
+def _seconds_to_ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _setup_sql(search_path: Sequence[str], limits: ExecutionLimits) -> str:
+    """Our own constants (integers and quoted identifiers), sent as one simple-query round trip."""
+    path = ", ".join([*(quote_ident(schema) for schema in search_path), "pg_catalog", "pg_temp"])
+    idle_ms = _seconds_to_ms(limits.statement_timeout_s + _CLIENT_GRACE_S + 5)
+    return (
+        "BEGIN TRANSACTION READ ONLY;\n"
+        f"SET LOCAL statement_timeout = {_seconds_to_ms(limits.statement_timeout_s)};\n"
+        f"SET LOCAL lock_timeout = {_seconds_to_ms(limits.lock_timeout_s)};\n"
+        f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms};\n"
+        f"SET LOCAL search_path TO {path};"
+    )
+
+
+def _describe_pg_error(exc: asyncpg.PostgresError, sql: str) -> str:
+    """PostgreSQL's message, psql-style: ERROR, the line with a caret, DETAIL and HINT."""
+    message = getattr(exc, "message", None) or str(exc)
+    parts = [f"{message} (SQLSTATE {exc.sqlstate})" if exc.sqlstate else message]
+    position = getattr(exc, "position", None)
+    if position and str(position).isdigit() and 0 < int(position) <= len(sql) + 1:
+        offset = int(position) - 1
+        line_start = sql.rfind("\n", 0, offset) + 1
+        line_end = sql.find("\n", offset)
+        line = sql[line_start : line_end if line_end >= 0 else len(sql)]
+        line_no = sql.count("\n", 0, offset) + 1
+        prefix = f"LINE {line_no}: "
+        parts.append(f"{prefix}{line}\n{' ' * (len(prefix) + offset - line_start)}^")
+    if getattr(exc, "detail", None):
+        parts.append(f"DETAIL: {exc.detail}")
+    if getattr(exc, "hint", None):
+        parts.append(f"HINT: {exc.hint}")
+    return "\n".join(parts)[:_MAX_DETAIL_CHARS]
+
+
+def _unavailable(source: DataSource, exc: BaseException) -> TargetUnavailable:
+    # Never echo the URL: it may carry a password. OSError texts name only host and port.
+    if isinstance(exc, TimeoutError):
+        reason = "timed out connecting"
+    elif isinstance(exc, asyncpg.PostgresError):
+        reason = getattr(exc, "message", None) or str(exc)
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    return TargetUnavailable(f"data source {source.name!r} is unavailable: {reason}")
+
+
+def _converter_for(type_name: str) -> Callable[[Any], object] | None:
+    return None if type_name in JSON_READY_TYPES else to_json_value
+
+
+class PostgresTarget:
+    """An asyncpg pool for one PostgreSQL data source. Create one per worker process and event
+    loop (a pool is bound to the loop it was created on)."""
+
+    def __init__(self, source: DataSource, pool: asyncpg.Pool, connect_timeout_s: float) -> None:
+        self.source = source
+        self._pool = pool
+        self._connect_timeout_s = connect_timeout_s
+
+    @classmethod
+    async def open(
+        cls,
+        source: DataSource,
+        *,
+        min_size: int = 0,
+        max_size: int = 10,
+        connect_timeout_s: float = 10,
+    ) -> PostgresTarget:
+        """Create the pool. With min_size=0 nothing connects yet: an unreachable target fails
+        its first `run` with TargetUnavailable, not here."""
+        if source.dialect != "postgresql":
+            raise ValueError(f"data source {source.name!r} is not PostgreSQL")
+        try:
+            pool = await asyncpg.create_pool(
+                source.url,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=connect_timeout_s,  # per connection attempt
+                statement_cache_size=0,
+                max_inactive_connection_lifetime=120,
+                init=configure_asyncpg_codecs,
+                server_settings={
+                    "application_name": "sqlagent-executor",
+                    # A second fence under BEGIN READ ONLY; RESET ALL keeps it (session default).
+                    "default_transaction_read_only": "on",
+                },
+            )
+        except (*_PG_UNAVAILABLE, TimeoutError) as exc:
+            raise _unavailable(source, exc) from exc
+        return cls(source, pool, connect_timeout_s)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def run(self, sql: str, *, search_path: tuple[str, ...], limits: ExecutionLimits) -> ResultSet:
+        setup = _setup_sql(search_path, limits)
+        conn = await self._begin(setup, limits)
+        try:
+            return await self._fetch(conn, sql, limits)
+        finally:
+            await self._finish(conn)
+
+    async def _begin(self, setup: str, limits: ExecutionLimits) -> Any:
+        """A pooled connection inside our read-only transaction. Retries a few times with a
+        short backoff: a refused connection, a restarting server, a full server, or a pooled
+        connection that died while idle (the usual case after a target restart)."""
+        acquire_timeout = self._connect_timeout_s + limits.statement_timeout_s
+        last: BaseException | None = None
+        for attempt in range(_CONNECT_TRIES):
+            if attempt:
+                await asyncio.sleep(_CONNECT_BACKOFF_S[min(attempt - 1, len(_CONNECT_BACKOFF_S) - 1)])
+            try:
+                conn = await self._pool.acquire(timeout=acquire_timeout)
+            except (*_PG_UNAVAILABLE, TimeoutError) as exc:
+                last = exc
+                if isinstance(exc, _PG_NOT_RETRYABLE):
+                    break
+                continue
+            try:
+                await conn.execute(setup)
+            except _PG_UNAVAILABLE as exc:
+                last = exc
+                conn.terminate()
+                await self._pool.release(conn)
+                continue
+            except BaseException:
+                conn.terminate()
+                await self._pool.release(conn)
+                raise
+            return conn
+        assert last is not None
+        log.warning("target %s unavailable after %d tries: %r", self.source.name, _CONNECT_TRIES, last)
+        raise _unavailable(self.source, last) from last
+
+    async def _fetch(self, conn: Any, sql: str, limits: ExecutionLimits) -> ResultSet:
+        try:
+            async with asyncio.timeout(limits.statement_timeout_s + _CLIENT_GRACE_S):
+                stmt = await conn.prepare(sql)
+                attributes = stmt.get_attributes()
+                columns = [Column(name=a.name, type=pg_type_name(a.type)) for a in attributes]
+                collector = _RowCollector(limits, [_converter_for(c.type) for c in columns])
+                cursor = await stmt.cursor()
+                while not collector.done:
+                    wanted = collector.next_batch_size()
+                    batch = await cursor.fetch(wanted)
+                    collector.add(batch)
+                    if len(batch) < wanted:
+                        collector.finish()
+        except TimeoutError as exc:
+            raise OperationTimeout(
+                f"the statement ran longer than {limits.statement_timeout_s:g} s and was cancelled"
+            ) from exc
+        except asyncpg.QueryCanceledError as exc:
+            raise OperationTimeout(
+                f"{exc.message} (limit {limits.statement_timeout_s:g} s)"
+                if "statement timeout" in str(exc)
+                else str(exc)
+            ) from exc
+        except asyncpg.LockNotAvailableError as exc:
+            raise OperationTimeout(
+                f"{exc.message}: a table is locked by another session (for example a migration)"
+            ) from exc
+        except _PG_UNAVAILABLE as exc:
+            raise _unavailable(self.source, exc) from exc
+        except asyncpg.PostgresError as exc:
+            raise SqlExecutionError(_describe_pg_error(exc, sql)) from exc
+        except asyncpg.InterfaceError as exc:
+            if conn.is_closed():
+                raise _unavailable(self.source, exc) from exc
+            # e.g. a result type asyncpg cannot decode: the model can cast it to text.
+            raise SqlExecutionError(f"{exc} (cast the column to text, e.g. col::text)") from exc
+        return ResultSet(
+            columns=columns, rows=collector.rows, truncated=collector.truncated, byte_size=collector.byte_size
+        )
+
+    async def _finish(self, conn: Any) -> None:
+        """Roll back and return the connection; terminate it instead when its state is unknown."""
+        try:
+            if not conn.is_closed():
+                async with asyncio.timeout(_ROLLBACK_TIMEOUT_S):
+                    await conn.execute("ROLLBACK")
+        except BaseException as exc:
+            log.info("terminating target connection after failed rollback: %r", exc)
+            conn.terminate()
+            if not isinstance(exc, Exception):  # CancelledError & co. keep propagating
+                raise
+        finally:
+            await self._pool.release(conn)
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+_SQLITE_PROGRESS_STEPS = 1000
+_SQLITE_UNAVAILABLE_MARKERS = (
+    "unable to open database",
+    "database is locked",
+    "disk i/o error",
+    "file is not a database",
+    "database disk image is malformed",
+)
+_SQLITE_STORAGE_CLASS = {int: "integer", float: "real", str: "text", bytes: "blob"}
+
+
+def _sqlite_type_name(kind: type | None) -> str:
+    """The storage class of a column's first non-NULL value; "null" when there was none."""
+    return _SQLITE_STORAGE_CLASS.get(kind, "null") if kind is not None else "null"
+
+
+class _SqliteRun:
+    """Shared between the event loop (which may cancel) and the thread running the statement."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.cancelled = threading.Event()
+        self.timed_out = False
+
+    def progress(self) -> int:
+        if self.cancelled.is_set():
+            return 1
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+            return 1
+        return 0
+
+
+class SqliteTarget:
+    def __init__(self, source: DataSource, uri: str, allowed_tables: frozenset[str]) -> None:
+        self.source = source
+        self._uri = uri
+        self._allowed_tables = allowed_tables
+
+    @classmethod
+    async def open(
+        cls, source: DataSource, allowed_tables: frozenset[str], *, immutable: bool | None = None
+    ) -> SqliteTarget:
+        """`immutable=True` (or `?immutable=1` in the URL) for files nothing writes, such as the
+        bundled demo database: SQLite then skips locking entirely."""
+        if source.dialect != "sqlite":
+            raise ValueError(f"data source {source.name!r} is not SQLite")
+        uri = sqlite_uri(source.url, immutable=immutable)
+        target = cls(source, uri, allowed_tables)
+        await asyncio.to_thread(target._probe)
+        return target
+
+    async def close(self) -> None:
+        """Nothing to release: each statement uses its own short-lived connection."""
+
+    def _connect(self, timeout_s: float) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(self._uri, uri=True, timeout=timeout_s, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise TargetUnavailable(f"data source {self.source.name!r} is unavailable: {exc}") from exc
+
+    def _probe(self) -> None:
+        conn = self._connect(5.0)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            raise TargetUnavailable(f"data source {self.source.name!r} is unavailable: {exc}") from exc
+        finally:
+            conn.close()
+
+    async def run(self, sql: str, *, limits: ExecutionLimits) -> ResultSet:
+        state = _SqliteRun(time.monotonic() + limits.statement_timeout_s)
+        try:
+            return await asyncio.to_thread(self._run_sync, sql, limits, state)
+        except asyncio.CancelledError:
+            state.cancelled.set()  # the progress handler stops the VM within ~1000 steps
+            raise
+
+    def _run_sync(self, sql: str, limits: ExecutionLimits, state: _SqliteRun) -> ResultSet:
+        # Imported here: the guard module is another package; a missing guard must fail the
+        # SQLite path loudly, not the import of the PostgreSQL executor.
+        from shared.sqlguard.sqlite import harden_connection
+
+        conn = self._connect(min(5.0, limits.statement_timeout_s))
+        try:
+            harden_connection(conn, self._allowed_tables)
+            conn.set_progress_handler(state.progress, _SQLITE_PROGRESS_STEPS)
+            try:
+                cursor = conn.execute(sql)
+                width = len(cursor.description or ())
+                collector = _RowCollector(limits, [None] * width)
+                raw_types: list[type | None] = [None] * width
+                while not collector.done:
+                    wanted = collector.next_batch_size()
+                    batch = cursor.fetchmany(wanted)
+                    converted = []
+                    for raw in batch:
+                        row = []
+                        for index, value in enumerate(raw):
+                            if value is not None and raw_types[index] is None:
+                                raw_types[index] = type(value)
+                            row.append(value if type(value) in (int, str) or value is None else to_json_value(value))
+                        converted.append(row)
+                    collector.add(converted)
+                    if len(batch) < wanted:
+                        collector.finish()
+                cursor.close()
+            except sqlite3.Error as exc:
+                raise self._map_error(exc, state, limits) from exc
+            except sqlite3.Warning as exc:  # "You can only execute one statement at a time."
+                raise SqlExecutionError(str(exc)) from exc
+            names = [d[0] for d in cursor.description or ()]
+            types = [_sqlite_type_name(kind) for kind in raw_types]
+            return ResultSet(
+                columns=[Column(name=n, type=t) for n, t in zip(names, types, strict=True)],
+                rows=collector.rows,
+                truncated=collector.truncated,
+                byte_size=collector.byte_size,
+            )
+        finally:
+            conn.close()
+
+    def _map_error(self, exc: sqlite3.Error, state: _SqliteRun, limits: ExecutionLimits) -> Exception:
+        message = str(exc)
+        lowered = message.lower()
+        if "interrupted" in lowered and (state.timed_out or state.cancelled.is_set()):
+            return OperationTimeout(
+                f"the statement ran longer than {limits.statement_timeout_s:g} s and was interrupted"
+            )
+        if "not authorized" in lowered or "prohibited" in lowered:
+            # The authorizer is the SQLite guard (DESIGN "The guard"): this is a refusal.
+            return SqlRejected("sqlite_authorizer", message)
+        if any(marker in lowered for marker in _SQLITE_UNAVAILABLE_MARKERS):
+            return TargetUnavailable(f"data source {self.source.name!r} is unavailable: {message}")
+        return SqlExecutionError(message[:_MAX_DETAIL_CHARS])

@@ -1,0 +1,135 @@
+"""One event loop and one set of clients per worker process (STYLE 9).
+
+Celery's thread pool runs each task in its own thread; the task hands its coroutine to this
+process's loop, which owns the app-database pool, the target pools and the LLM client. The pools
+are never shared across loops, and dozens of attempts wait on the LLM at once on one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from shared.db.database import Database, open_database
+from shared.events.bus import EventBus, make_bus
+from shared.settings import Settings
+from shared.targets.config import DataSource
+from shared.targets.introspect import SchemaSnapshot, introspect
+from shared.targets.snapshots import latest, save
+from shared.tasks import Publisher
+from worker.pipeline.execute import PostgresTarget, SqliteTarget
+from worker.pipeline.generate import LlmClient, LlmConfig
+
+T = TypeVar("T")
+log = logging.getLogger("sqlagent.worker")
+
+SNAPSHOT_CACHE_S = 60.0
+
+
+class WorkerRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="sqlagent-loop", daemon=True)
+        self._thread.start()
+        self.db: Database = self.run(open_database(settings.database.url))
+        self.bus: EventBus = self.run(self._make_bus())
+        self.publisher = Publisher(settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s)
+        llm = settings.llm
+        self.llm: LlmClient | None = (
+            LlmClient(LlmConfig(base_url=llm.base_url, api_key=llm.api_key, model=llm.model,
+                                timeout_s=llm.timeout_s, max_retries=llm.max_retries))
+            if llm.configured else None
+        )
+        self._targets: dict[str, PostgresTarget | SqliteTarget] = {}
+        self._snapshots: dict[str, tuple[float, SchemaSnapshot]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._sweeper: asyncio.Future[None] | None = None
+
+    async def _make_bus(self) -> EventBus:
+        return make_bus(self.settings.broker.redis_url)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the process loop from any other thread and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def start_sweeper(self) -> None:
+        from worker.sweeper import sweep_forever
+
+        if self._sweeper is None:
+            self._sweeper = asyncio.run_coroutine_threadsafe(sweep_forever(self), self.loop)
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def snapshot(self, source: DataSource, *, refresh: bool = False) -> SchemaSnapshot:
+        cached = self._snapshots.get(source.name)
+        if cached and not refresh and time.monotonic() - cached[0] < SNAPSHOT_CACHE_S:
+            return cached[1]
+        async with self._lock("snapshot:" + source.name):
+            snap = None if refresh else await latest(self.db, source.name)
+            if snap is None:
+                snap = await introspect(source)
+                await save(self.db, snap)
+            self._snapshots[source.name] = (time.monotonic(), snap)
+            return snap
+
+    async def target(self, source: DataSource, snapshot: SchemaSnapshot) -> PostgresTarget | SqliteTarget:
+        existing = self._targets.get(source.name)
+        if existing is not None:
+            return existing
+        async with self._lock("target:" + source.name):
+            if source.name not in self._targets:
+                if source.dialect == "postgresql":
+                    self._targets[source.name] = await PostgresTarget.open(source)
+                else:
+                    tables = frozenset(t.name.lower() for t in snapshot.tables)
+                    self._targets[source.name] = await SqliteTarget.open(source, tables)
+            return self._targets[source.name]
+
+    async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for target in self._targets.values():
+            await target.close()
+        if self.llm is not None:
+            await self.llm.close()
+        await self.bus.close()
+        await self.db.close()
+
+    def close(self) -> None:
+        try:
+            self.run(self.aclose())
+        finally:
+            self.publisher.close()
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+
+
+_runtime: WorkerRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime(settings: Settings) -> WorkerRuntime:
+    """The process's runtime, built on first use (thread pools fire no worker_process_init)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = WorkerRuntime(settings)
+            _runtime.start_sweeper()
+        return _runtime
+
+
+def shutdown_runtime() -> None:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None:
+            _runtime.close()
+            _runtime = None
