@@ -26,6 +26,13 @@ _FIELDS = frozenset(
 )
 
 
+class Increment:
+    """A field value meaning `field = field + 1`."""
+
+
+INCREMENT = Increment()
+
+
 def _attempt(row: Row) -> Attempt:
     return Attempt(**{k: row[k] for k in Attempt.__struct_fields__})
 
@@ -173,6 +180,9 @@ async def transition_in(
     args: list[Any] = [attempt_id, to.value]
     sets = ["status = $2", "seq = seq + 1"]
     for name, value in fields.items():
+        if isinstance(value, Increment):
+            sets.append(f"{name} = {name} + 1")
+            continue
         args.append(value)
         sets.append(f"{name} = ${len(args)}")
     condition = ""
@@ -201,7 +211,7 @@ async def claim(db: Database, attempt_id: str, *, owner: str, lease_s: float) ->
     return await transition(
         db, attempt_id, expected={Status.QUEUED}, to=Status.GENERATING,
         lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s),
-        started_at=now,
+        started_at=now, tries=INCREMENT,
     )
 
 

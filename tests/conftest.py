@@ -1,0 +1,91 @@
+"""Shared fixtures: a real PostgreSQL database per test session (built by the migrations), SQLite
+app databases per test, a Redis database per xdist worker, and the live stack (API and worker
+processes) for integration tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import redis
+
+from shared.db.database import Database, open_database
+from shared.db.migrate import migrate
+
+PG_ADMIN_URL = os.environ.get("SQLAGENT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("SQLAGENT_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+def _worker_index() -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name.removeprefix("gw")) if name.startswith("gw") else 0
+
+
+def pg_url(database: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+
+
+async def create_pg_database(prefix: str = "sqlagent_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def pg_app_url() -> AsyncIterator[str]:
+    """A PostgreSQL app database for this test session, brought to head by the migrations."""
+    name = await create_pg_database()
+    url = pg_url(name)
+    await migrate(url)
+    yield url
+    await drop_pg_database(name)
+
+
+@pytest.fixture
+async def sqlite_app_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path}/app.db"
+    await migrate(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def app_db(request, tmp_path, pg_app_url) -> AsyncIterator[Database]:  # type: ignore[no-untyped-def]
+    """The app database on both dialects, migrated, with empty tables."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/app.db"
+        await migrate(url)
+    else:
+        url = pg_app_url
+    db = await open_database(url)
+    if request.param == "postgresql":
+        await db.execute(
+            "TRUNCATE users, sessions, api_tokens, attempts, attempt_events, attempt_results, result_chunks, "
+            "knowledge_examples, schema_snapshots RESTART IDENTITY CASCADE"
+        )
+    yield db
+    await db.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis database of its own for each xdist worker (Celery queues must not be shared)."""
+    url = f"{REDIS_BASE}/{1 + _worker_index()}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
