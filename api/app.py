@@ -73,6 +73,8 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
             description="Questions in plain language, answered with provably read-only SQL.",
             path="/schema", render_plugins=[SwaggerRenderPlugin()],
         ),
+        # Our own logging setup (shared.logs); Litestar's default would replace it.
+        logging_config=None,
         debug=False,
     )
 
