@@ -7,8 +7,9 @@ Two halves:
   date/time/timestamp/interval arrive as ISO 8601 strings built from PostgreSQL's binary form
   (asyncpg's own decoders lose interval months, turn `infinity` into `datetime.max` and fail on
   years past 9999), json/jsonb as decoded JSON values, bytea as base64, float4 as its shortest
-  decimal form, "char" as text. All of them use the binary/tuple wire format, so composite types
-  that contain them still decode (text-format codecs make asyncpg refuse composites).
+  decimal form. All of them use the binary/tuple wire format, so composite types that contain
+  them still decode (text-format codecs make asyncpg refuse composites). `converter_for_type`
+  then picks, per result column, whether values need `to_json_value` at all.
 * `to_json_value(value)` turns anything else a driver returns (asyncpg or sqlite3) into a JSON
   value. It is also correct for plain Python values (datetime, timedelta, Decimal, ...), so a
   connection without the codecs still gives SPEC-conforming output, except for interval months.
@@ -52,6 +53,7 @@ __all__ = [
     "JSON_READY_TYPES",
     "Column",
     "configure_asyncpg_codecs",
+    "converter_for_type",
     "format_date",
     "format_interval",
     "format_time",
@@ -194,10 +196,13 @@ def _float4_from_binary(data: bytes) -> float | str:
     (value,) = struct.unpack(">f", data)
     if not math.isfinite(value):
         return _float_value(value)
-    for digits in range(6, 10):
+    for digits in range(1, 10):
         candidate = float(f"{value:.{digits}g}")
-        if struct.unpack(">f", struct.pack(">f", candidate))[0] == value:
-            return candidate
+        try:
+            if struct.unpack(">f", struct.pack(">f", candidate))[0] == value:
+                return candidate
+        except OverflowError:  # rounded past the float4 range (near 3.4e38)
+            continue
     return value
 
 
@@ -303,7 +308,7 @@ def _subclass_value(value: bool | int | str) -> object:
         return bool(value)
     if isinstance(value, int):
         return int(value)
-    return str(value)
+    return str.__str__(value)  # str() of a (str, Enum) member would give "Class.MEMBER"
 
 
 def to_json_value(value: object) -> object:
@@ -352,7 +357,6 @@ _CODECS: tuple[tuple[str, str, Callable[[Any], object], Callable[[Any], Any]], .
     ("interval", "tuple", lambda t: format_interval(t[0], t[1], t[2]), _unsupported_encoder),
     ("bytea", "binary", _bytes_to_json, _unsupported_encoder),
     ("float4", "binary", _float4_from_binary, _unsupported_encoder),
-    ("char", "binary", lambda b: b.decode("utf-8", "replace"), _unsupported_encoder),
 )
 
 # Types whose decoded values (with the codecs above) are already JSON values: no per-value work.
@@ -360,6 +364,24 @@ JSON_READY_TYPES = frozenset(
     {"int2", "int4", "int8", "oid", "text", "varchar", "bpchar", "name", "bool", "json", "jsonb"}
     | {typname for typname, *_ in _CODECS}
 )
+
+
+def _char_to_json(value: object) -> object:
+    # PostgreSQL's one-byte "char" type (pg_class.relkind...) arrives as bytes; asyncpg's builtin
+    # name map sends "char" to bpchar, so no codec can target it without a server round trip.
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return to_json_value(value)
+
+
+def converter_for_type(type_name: str) -> Callable[[Any], object] | None:
+    """The per-column conversion for a result column of this pg_type name (codecs installed);
+    None when the decoded values are already JSON values."""
+    if type_name in JSON_READY_TYPES:
+        return None
+    if type_name == "char":
+        return _char_to_json
+    return to_json_value
 
 
 async def configure_asyncpg_codecs(conn: Any) -> None:

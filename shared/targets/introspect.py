@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import parse_qs, quote
 
 import asyncpg
 import msgspec
@@ -103,13 +103,13 @@ def quote_ident(name: str) -> str:
 def sqlite_uri(url: str, *, immutable: bool | None = None) -> str:
     """`sqlite:///relative/path` or `sqlite:////absolute/path` (SPEC) as a read-only SQLite URI.
 
-    A relative path is taken from the current directory. `immutable` None means: honour
+    A relative path is taken from the current directory; like `shared.settings.sqlite_path`, the
+    path is used as written (no percent-decoding). `immutable` None means: honour
     `?immutable=1` in the URL. The result always carries `mode=ro`."""
     prefix = "sqlite:///"
     if not url.startswith(prefix):
         raise ValueError("a SQLite data source URL looks like sqlite:///relative/path or sqlite:////abs/path")
     path, _, query = url[len(prefix) :].partition("?")
-    path = unquote(path)
     if not path:
         raise ValueError("the SQLite data source URL has no file path")
     if immutable is None:
@@ -227,8 +227,13 @@ async def _pg_connect(source: DataSource) -> Any:
                 statement_cache_size=0,
                 server_settings={"application_name": "sqlagent-introspect"},
             )
-        except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                asyncpg.InsufficientResourcesError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.InsufficientResourcesError,
+        ) as exc:
             last = exc
         except asyncpg.PostgresError as exc:  # bad credentials, unknown database: no retry
             last = exc
@@ -242,7 +247,9 @@ async def _introspect_postgres(source: DataSource) -> list[TableInfo]:
     try:
         async with conn.transaction(readonly=True):
             await conn.execute(f"SET LOCAL statement_timeout = {_CATALOG_TIMEOUT_MS}")
-            table_rows = await conn.fetch(_PG_TABLES, list(source.schemas) if source.schemas is not None else None)
+            table_rows = await conn.fetch(
+                _PG_TABLES, list(source.schemas) if source.schemas is not None else None
+            )
             table_rows = [
                 r for r in table_rows if not _excluded(r["schema"], r["name"], source.exclude, "postgresql")
             ]
@@ -301,9 +308,17 @@ def _assemble_postgres(
 
 
 def _sample_subquery(index: int, table: TableInfo, column: ColumnInfo, dialect: Dialect) -> str:
-    relation = quote_ident(table.name) if dialect == "sqlite" else f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    relation = (
+        quote_ident(table.name)
+        if dialect == "sqlite"
+        else f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+    )
     col = quote_ident(column.name)
-    cast = f"substr(CAST(v AS TEXT), 1, {SAMPLE_MAX_CHARS})" if dialect == "sqlite" else f"left(v::text, {SAMPLE_MAX_CHARS})"
+    cast = (
+        f"substr(CAST(v AS TEXT), 1, {SAMPLE_MAX_CHARS})"
+        if dialect == "sqlite"
+        else f"left(v::text, {SAMPLE_MAX_CHARS})"
+    )
     return (
         f"SELECT {index} AS i, d.v FROM (SELECT DISTINCT {cast} AS v FROM "
         f"(SELECT {col} AS v FROM {relation} LIMIT {SAMPLE_SCAN_ROWS}) s "
@@ -324,7 +339,8 @@ async def _pg_samples(conn: Any, targets: list[tuple[TableInfo, ColumnInfo]]) ->
     for start in range(0, len(targets), _SAMPLE_COLUMNS_PER_QUERY):
         chunk = targets[start : start + _SAMPLE_COLUMNS_PER_QUERY]
         sql = "\nUNION ALL\n".join(
-            _sample_subquery(start + i, table, column, "postgresql") for i, (table, column) in enumerate(chunk)
+            _sample_subquery(start + i, table, column, "postgresql")
+            for i, (table, column) in enumerate(chunk)
         )
         try:
             async with conn.transaction(readonly=True):
@@ -358,8 +374,9 @@ def _introspect_sqlite(source: DataSource) -> list[TableInfo]:
             if _excluded("main", name, source.exclude, "sqlite"):
                 continue
             try:
-                info = conn.execute("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?) ORDER BY cid",
-                                    (name,)).fetchall()
+                info = conn.execute(
+                    'SELECT name, type, "notnull", pk FROM pragma_table_info(?) ORDER BY cid', (name,)
+                ).fetchall()
                 fks = conn.execute(
                     'SELECT id, seq, "table", "from", "to" FROM pragma_foreign_key_list(?) ORDER BY id, seq',
                     (name,),
@@ -375,11 +392,16 @@ def _introspect_sqlite(source: DataSource) -> list[TableInfo]:
             for fk_id, _seq, ref, col, ref_col in fks:
                 grouped[fk_id].append((ref, col, ref_col))
             foreign = [
-                ForeignKey(columns=[c for _, c, _ in parts], ref_table=parts[0][0],
-                           ref_columns=[rc or "" for _, _, rc in parts])
+                ForeignKey(
+                    columns=[c for _, c, _ in parts],
+                    ref_table=parts[0][0],
+                    ref_columns=[rc or "" for _, _, rc in parts],
+                )
                 for _, parts in sorted(grouped.items())
             ]
-            tables.append(TableInfo(schema="main", name=name, comment=None, columns=columns, foreign_keys=foreign))
+            tables.append(
+                TableInfo(schema="main", name=name, comment=None, columns=columns, foreign_keys=foreign)
+            )
             kinds[name] = kind
         _sqlite_resolve_foreign_keys(conn, tables)
         if source.sample_values:
@@ -402,7 +424,9 @@ def _sqlite_resolve_foreign_keys(conn: sqlite3.Connection, tables: list[TableInf
                 continue
             if not all(fk.ref_columns):
                 pk = [c.name for c in parent.columns if c.primary_key]
-                order = dict(conn.execute("SELECT name, pk FROM pragma_table_info(?)", (parent.name,)).fetchall())
+                order = dict(
+                    conn.execute("SELECT name, pk FROM pragma_table_info(?)", (parent.name,)).fetchall()
+                )
                 pk.sort(key=lambda c: order.get(c, 0))
                 if len(pk) == len(fk.columns):
                     fk.ref_columns = pk

@@ -34,6 +34,7 @@ the result (`integer`, `real`, `text`, `blob`), or `null` when every value is NU
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import sqlite3
@@ -52,9 +53,9 @@ from shared.pipeline_errors import (
     TargetUnavailable,
 )
 from shared.results.values import (
-    JSON_READY_TYPES,
     Column,
     configure_asyncpg_codecs,
+    converter_for_type,
     pg_type_name,
     to_json_value,
 )
@@ -129,7 +130,9 @@ class _RowCollector:
             if self._identity:
                 row = list(raw)
             else:
-                row = [v if c is None or v is None else c(v) for c, v in zip(self._converters, raw, strict=True)]
+                row = [
+                    v if c is None or v is None else c(v) for c, v in zip(self._converters, raw, strict=True)
+                ]
             size = len(_encode(row)) + (1 if self.rows else 0)
             if self.byte_size + size > self._max_bytes:
                 self.truncated = self.done = True
@@ -145,7 +148,7 @@ class _RowCollector:
 
 # Failures that mean "the database is not there (now)", not "the SQL is wrong".
 _PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, DNS (socket.gaierror)
+    OSError,  # refused, reset, DNS (socket.gaierror), and TimeoutError (an OSError) of a connect
     asyncpg.PostgresConnectionError,  # class 08, incl. ConnectionDoesNotExistError
     asyncpg.InsufficientResourcesError,  # class 53, incl. TooManyConnectionsError
     asyncpg.CannotConnectNowError,  # starting up / shutting down
@@ -209,10 +212,6 @@ def _unavailable(source: DataSource, exc: BaseException) -> TargetUnavailable:
     return TargetUnavailable(f"data source {source.name!r} is unavailable: {reason}")
 
 
-def _converter_for(type_name: str) -> Callable[[Any], object] | None:
-    return None if type_name in JSON_READY_TYPES else to_json_value
-
-
 class PostgresTarget:
     """An asyncpg pool for one PostgreSQL data source. Create one per worker process and event
     loop (a pool is bound to the loop it was created on)."""
@@ -250,7 +249,7 @@ class PostgresTarget:
                     "default_transaction_read_only": "on",
                 },
             )
-        except (*_PG_UNAVAILABLE, TimeoutError) as exc:
+        except _PG_UNAVAILABLE as exc:
             raise _unavailable(source, exc) from exc
         return cls(source, pool, connect_timeout_s)
 
@@ -276,7 +275,7 @@ class PostgresTarget:
                 await asyncio.sleep(_CONNECT_BACKOFF_S[min(attempt - 1, len(_CONNECT_BACKOFF_S) - 1)])
             try:
                 conn = await self._pool.acquire(timeout=acquire_timeout)
-            except (*_PG_UNAVAILABLE, TimeoutError) as exc:
+            except _PG_UNAVAILABLE as exc:
                 last = exc
                 if isinstance(exc, _PG_NOT_RETRYABLE):
                     break
@@ -303,7 +302,7 @@ class PostgresTarget:
                 stmt = await conn.prepare(sql)
                 attributes = stmt.get_attributes()
                 columns = [Column(name=a.name, type=pg_type_name(a.type)) for a in attributes]
-                collector = _RowCollector(limits, [_converter_for(c.type) for c in columns])
+                collector = _RowCollector(limits, [converter_for_type(c.type) for c in columns])
                 cursor = await stmt.cursor()
                 while not collector.done:
                     wanted = collector.next_batch_size()
@@ -393,6 +392,8 @@ class SqliteTarget:
         self.source = source
         self._uri = uri
         self._allowed_tables = allowed_tables
+        self._running = 0
+        self._running_lock = threading.Lock()
 
     @classmethod
     async def open(
@@ -409,6 +410,15 @@ class SqliteTarget:
 
     async def close(self) -> None:
         """Nothing to release: each statement uses its own short-lived connection."""
+
+    @property
+    def running(self) -> int:
+        """Statements executing in worker threads right now."""
+        return self._running
+
+    def _count_running(self, delta: int) -> None:
+        with self._running_lock:
+            self._running += delta
 
     def _connect(self, timeout_s: float) -> sqlite3.Connection:
         try:
@@ -427,10 +437,15 @@ class SqliteTarget:
 
     async def run(self, sql: str, *, limits: ExecutionLimits) -> ResultSet:
         state = _SqliteRun(time.monotonic() + limits.statement_timeout_s)
+        work = asyncio.ensure_future(asyncio.to_thread(self._run_sync, sql, limits, state))
         try:
-            return await asyncio.to_thread(self._run_sync, sql, limits, state)
+            return await asyncio.shield(work)
         except asyncio.CancelledError:
-            state.cancelled.set()  # the progress handler stops the VM within ~1000 steps
+            # The progress handler stops the VM within ~1000 steps; wait for that, so that a
+            # cancelled attempt has really stopped reading when the cancellation propagates.
+            state.cancelled.set()
+            with contextlib.suppress(BaseException):
+                await work
             raise
 
     def _run_sync(self, sql: str, limits: ExecutionLimits, state: _SqliteRun) -> ResultSet:
@@ -439,10 +454,11 @@ class SqliteTarget:
         from shared.sqlguard.sqlite import harden_connection
 
         conn = self._connect(min(5.0, limits.statement_timeout_s))
+        self._count_running(+1)
         try:
-            harden_connection(conn, self._allowed_tables)
-            conn.set_progress_handler(state.progress, _SQLITE_PROGRESS_STEPS)
             try:
+                harden_connection(conn, self._allowed_tables)
+                conn.set_progress_handler(state.progress, _SQLITE_PROGRESS_STEPS)
                 cursor = conn.execute(sql)
                 width = len(cursor.description or ())
                 collector = _RowCollector(limits, [None] * width)
@@ -456,7 +472,9 @@ class SqliteTarget:
                         for index, value in enumerate(raw):
                             if value is not None and raw_types[index] is None:
                                 raw_types[index] = type(value)
-                            row.append(value if type(value) in (int, str) or value is None else to_json_value(value))
+                            row.append(
+                                value if type(value) in (int, str) or value is None else to_json_value(value)
+                            )
                         converted.append(row)
                     collector.add(converted)
                     if len(batch) < wanted:
@@ -476,6 +494,7 @@ class SqliteTarget:
             )
         finally:
             conn.close()
+            self._count_running(-1)
 
     def _map_error(self, exc: sqlite3.Error, state: _SqliteRun, limits: ExecutionLimits) -> Exception:
         message = str(exc)
