@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
@@ -17,11 +17,6 @@ from shared.db.migrate import migrate
 
 PG_ADMIN_URL = os.environ.get("SQLAGENT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("SQLAGENT_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-
-
-def _worker_index() -> int:
-    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return int(name.removeprefix("gw")) if name.startswith("gw") else 0
 
 
 def pg_url(database: str) -> str:
@@ -82,10 +77,21 @@ async def app_db(request, tmp_path, pg_app_url) -> AsyncIterator[Database]:  # t
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """A Redis database of its own for each xdist worker (Celery queues must not be shared)."""
-    url = f"{REDIS_BASE}/{1 + _worker_index()}"
+def redis_url() -> Iterator[str]:
+    """A Redis database of its own for this test session: Celery queues must not be shared with
+    another xdist worker or another test run on the same machine. Claimed with a lock key in db 0."""
+    lock = redis.Redis.from_url(f"{REDIS_BASE}/0")
+    owner = uuid.uuid4().hex
+    for index in range(1, 16):
+        if lock.set(f"sqlagent-tests:db:{index}", owner, nx=True, ex=3600):
+            break
+    else:
+        raise RuntimeError("no free Redis database (1-15) for the tests")
+    url = f"{REDIS_BASE}/{index}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
-    return url
+    yield url
+    if lock.get(f"sqlagent-tests:db:{index}") == owner.encode():
+        lock.delete(f"sqlagent-tests:db:{index}")
+    lock.close()

@@ -82,17 +82,19 @@ class WorkerRuntime:
             return snap
 
     async def target(self, source: DataSource, snapshot: SchemaSnapshot) -> PostgresTarget | SqliteTarget:
-        existing = self._targets.get(source.name)
+        # A SQLite target bakes the allowed tables into its authorizer: a new snapshot, a new target.
+        key = source.name if source.dialect == "postgresql" else f"{source.name}@{snapshot.taken_at.isoformat()}"
+        existing = self._targets.get(key)
         if existing is not None:
             return existing
-        async with self._lock("target:" + source.name):
-            if source.name not in self._targets:
+        async with self._lock("target:" + key):
+            if key not in self._targets:
                 if source.dialect == "postgresql":
-                    self._targets[source.name] = await PostgresTarget.open(source)
+                    self._targets[key] = await PostgresTarget.open(source)
                 else:
                     tables = frozenset(t.name.lower() for t in snapshot.tables)
-                    self._targets[source.name] = await SqliteTarget.open(source, tables)
-            return self._targets[source.name]
+                    self._targets[key] = await SqliteTarget.open(source, tables)
+            return self._targets[key]
 
     async def aclose(self) -> None:
         if self._sweeper is not None:

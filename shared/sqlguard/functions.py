@@ -108,35 +108,37 @@ _TYPE_CALLS = """
     timestamptz interval json jsonb uuid bytea
 """
 
-ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
-    " ".join(
-        (_AGGREGATES, _WINDOW, _MATH, _STRING, _DATETIME, _JSON, _ARRAYS, _RANGES, _TEXT_SEARCH, _MISC,
-         _TYPE_CALLS)
-    ).split()
+
+def _words(*texts: str) -> frozenset[str]:
+    return frozenset(word for text in texts for word in text.split())
+
+
+ALLOWED_FUNCTIONS: frozenset[str] = _words(
+    _AGGREGATES, _WINDOW, _MATH, _STRING, _DATETIME, _JSON, _ARRAYS, _RANGES, _TEXT_SEARCH, _MISC, _TYPE_CALLS
 )
 
 # Type names as libpg_query spells them after its own keyword mapping (`integer` -> int4,
 # `character varying` -> varchar, ...). No reg* types (they turn strings into catalogue
 # lookups), no pseudo-types, no xml, no user-defined types or domains.
-ALLOWED_TYPES: frozenset[str] = frozenset(
+ALLOWED_TYPES: frozenset[str] = _words(
     """
     bool int2 int4 int8 float4 float8 numeric text varchar bpchar char name date time timetz
     timestamp timestamptz interval json jsonb jsonpath uuid bytea bit varbit money inet cidr
     macaddr macaddr8 point line lseg box path polygon circle tsvector tsquery
     int4range int8range numrange tsrange tstzrange daterange
     int4multirange int8multirange nummultirange tsmultirange tstzmultirange datemultirange
-    """.split()
+    """
 )
 
 # Every operator symbol defined in pg_catalog (PostgreSQL 15, `SELECT DISTINCT oprname FROM
 # pg_operator`), plus `!=` which the parser rewrites to `<>`. A symbol outside this set can only
 # be a user-defined operator, i.e. a user-defined function in disguise.
-ALLOWED_OPERATORS: frozenset[str] = frozenset(
+ALLOWED_OPERATORS: frozenset[str] = _words(
     """
     !! !~ !~* !~~ !~~* # ## #- #> #>> % & && &< &<| &> * *< *<= *<> *= *> *>= + - -> ->> -|- /
     < <-> << <<= <<| <= <> <@ <^ = > >= >> >>= >^ ? ?# ?& ?- ?-| ?| ?|| @ @-@ @> @? @@ @@@ ^ ^@
     | |&> |/ |>> || ||/ ~ ~* ~<=~ ~<~ ~= ~>=~ ~>~ ~~ ~~* !=
-    """.split()
+    """
 )
 
 # Hidden columns every table has; not needed to answer questions, and they expose physical

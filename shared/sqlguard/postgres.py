@@ -68,7 +68,9 @@ def check_postgres(sql: str, policy: PostgresPolicy) -> str:
 
 def _check_once(sql: str, policy: PostgresPolicy) -> str:
     if len(sql) > MAX_SQL_LENGTH:
-        raise SqlRejected("too_long", f"the statement is {len(sql)} characters long; the limit is {MAX_SQL_LENGTH}")
+        raise SqlRejected(
+            "too_long", f"the statement is {len(sql)} characters long; the limit is {MAX_SQL_LENGTH}"
+        )
     if "\x00" in sql:
         # libpg_query reads a C string: anything after a NUL would silently vanish.
         raise SqlRejected("parse_error", "the statement contains a NUL character")
@@ -77,7 +79,12 @@ def _check_once(sql: str, policy: PostgresPolicy) -> str:
         _Checker(policy).check_statement(stmt)
         return RawStream()(stmt)
     except RecursionError:
-        raise SqlRejected("too_complex", "the statement is nested too deeply to be checked") from None
+        # Python's recursion limit bounds the walker and pglast's printer at roughly 160 chained
+        # operators or a few dozen nested subqueries: far beyond a sensible answer.
+        raise SqlRejected(
+            "too_complex",
+            "the statement is nested too deeply to be checked; use fewer chained operators or subqueries",
+        ) from None
 
 
 def _parse_single(sql: str) -> ast.SelectStmt:
@@ -131,7 +138,7 @@ _STATEMENT_KINDS = {
 }
 
 
-def _statement_kind(stmt: ast.Node) -> str:
+def _statement_kind(stmt: ast.Node | None) -> str:
     name = type(stmt).__name__
     return _STATEMENT_KINDS.get(name, name.removesuffix("Stmt"))
 
@@ -262,9 +269,10 @@ class _Checker:
         (`WITH pg_authid AS (SELECT * FROM pg_authid) ...` reads the catalogue) — while in
         WITH RECURSIVE every CTE of the list is visible in every body.
         """
-        names = [cte.ctename for cte in clause.ctes]
+        items = clause.ctes or ()
+        names = [cte.ctename for cte in items]
         scope = outer
-        for cte in clause.ctes:
+        for cte in items:
             if not isinstance(cte.ctequery, ast.SelectStmt):
                 kind = _statement_kind(cte.ctequery)
                 raise SqlRejected(
@@ -284,14 +292,12 @@ class _Checker:
 
     def _range_var(self, node: ast.RangeVar, ctes: frozenset[str]) -> None:
         if node.catalogname is not None:
-            raise SqlRejected(
-                "relation_not_allowed",
-                f"cross-database reference {node.catalogname}.{node.schemaname}.{node.relname} is not allowed",
-            )
+            name = f"{node.catalogname}.{node.schemaname}.{node.relname}"
+            raise SqlRejected("relation_not_allowed", f"cross-database reference {name} is not allowed")
         if node.schemaname is None:
             if node.relname in ctes:
                 return
-            node.schemaname = self._resolve_unqualified(node.relname)
+            node.schemaname = self._resolve_unqualified(node.relname or "")
         elif (node.schemaname, node.relname) not in self._policy.allowed_tables:
             if node.schemaname not in self._allowed_schemas:
                 raise SqlRejected(
@@ -308,7 +314,9 @@ class _Checker:
         for schema in self._policy.search_path:
             if (schema, relname) in self._policy.allowed_tables:
                 return schema
-        raise SqlRejected("relation_not_allowed", f"relation {relname} is not one of this data source's tables")
+        raise SqlRejected(
+            "relation_not_allowed", f"relation {relname} is not one of this data source's tables"
+        )
 
     def _column_ref(self, node: ast.ColumnRef, ctes: frozenset[str]) -> None:
         for name in _string_values(node.fields):
@@ -345,7 +353,7 @@ class _Checker:
             self._check_operator(node.useOp)
         self._walk_children(node, ctes, skip=("useOp",))
 
-    def _check_operator(self, name: tuple[ast.String, ...]) -> None:
+    def _check_operator(self, name: tuple[ast.String, ...] | None) -> None:
         symbol = _catalog_name(name)
         if symbol is None or symbol not in ALLOWED_OPERATORS:
             raise SqlRejected("operator_not_allowed", f"operator {_dotted(name)} is not allowed")
@@ -380,7 +388,7 @@ class _Checker:
 def _string_values(nodes: Any) -> Iterator[str]:
     for item in nodes or ():
         if isinstance(item, ast.String):
-            yield item.sval
+            yield item.sval or ""
 
 
 def _catalog_name(names: tuple[ast.String, ...] | None) -> str | None:

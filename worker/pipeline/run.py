@@ -29,8 +29,8 @@ from shared.results import repository as results
 from shared.targets.config import DataSource
 from shared.targets.introspect import SchemaSnapshot, render_schema
 from shared.targets.relevance import relevant_tables
-from worker.pipeline import guard
-from worker.pipeline.execute import ExecutionLimits, ResultSet
+from shared.sqlguard import policy
+from worker.pipeline.execute import ExecutionLimits, PostgresTarget, ResultSet
 from worker.pipeline.prompt import Conversation, Example
 from worker.pipeline.reply import ReplyUnparseable
 from worker.runtime import WorkerRuntime
@@ -200,7 +200,7 @@ async def _validate_and_run(
     explanation: str,
 ) -> None:
     await _move(rt, progress, Status.VALIDATING, sql=sql, explanation=explanation)
-    checked = await guard.check(source, snapshot, sql)
+    checked = await policy.check(source, snapshot, sql)
     await _move(rt, progress, Status.EXECUTING, sql=checked)
     target = await rt.target(source, snapshot)
     limits = ExecutionLimits(
@@ -210,7 +210,10 @@ async def _validate_and_run(
     )
     started = time.perf_counter()
     try:
-        result = await guard.execute(target, source, snapshot, checked, limits)
+        if isinstance(target, PostgresTarget):
+            result = await target.run(checked, search_path=policy.search_path(source, snapshot), limits=limits)
+        else:
+            result = await target.run(checked, limits=limits)
     finally:
         progress.exec_ms += (time.perf_counter() - started) * 1000
     await _succeed(rt, progress, result)

@@ -1,6 +1,7 @@
-"""The validating and executing steps, per dialect: the guard's verdict, then a run on the
-hardened target. The data source's allowed tables come from its schema snapshot (which already
-leaves out `exclude`d tables), so the LLM can neither see nor query anything else."""
+"""The guard applied to a data source: its verdict on a statement, per dialect. The allowed
+tables come from the data source's schema snapshot (which already leaves out `exclude`d tables),
+so generated SQL can neither see nor query anything else. Used by the worker's validating step
+and by the API when an admin saves a knowledge example."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import sqlite3
 
 from shared.settings import sqlite_path
 from shared.sqlguard.postgres import PostgresPolicy, check_postgres
-from shared.sqlguard.sqlite import check_sqlite
+from shared.sqlguard.sqlite import check_sqlite, harden_connection
 from shared.targets.config import DataSource
 from shared.targets.introspect import SchemaSnapshot
-from worker.pipeline.execute import ExecutionLimits, PostgresTarget, ResultSet, SqliteTarget
 
 
 def search_path(source: DataSource, snapshot: SchemaSnapshot) -> tuple[str, ...]:
@@ -23,8 +23,9 @@ def search_path(source: DataSource, snapshot: SchemaSnapshot) -> tuple[str, ...]
 
 
 def postgres_policy(source: DataSource, snapshot: SchemaSnapshot) -> PostgresPolicy:
+    # Catalogue names as they are: the guard compares like PostgreSQL does ("Orders" is not orders).
     return PostgresPolicy(
-        allowed_tables=frozenset((t.schema.lower(), t.name.lower()) for t in snapshot.tables),
+        allowed_tables=frozenset((t.schema, t.name) for t in snapshot.tables),
         search_path=search_path(source, snapshot),
     )
 
@@ -38,6 +39,7 @@ def _check_sqlite_file(source: DataSource, sql: str, tables: frozenset[str]) -> 
     immutable = "&immutable=1" if "immutable=1" in source.url else ""
     conn = sqlite3.connect(f"file:{path}?mode=ro{immutable}", uri=True)
     try:
+        harden_connection(conn, tables)
         return check_sqlite(conn, sql, tables)
     finally:
         conn.close()
@@ -48,12 +50,3 @@ async def check(source: DataSource, snapshot: SchemaSnapshot, sql: str) -> str:
     if source.dialect == "postgresql":
         return check_postgres(sql, postgres_policy(source, snapshot))
     return await asyncio.to_thread(_check_sqlite_file, source, sql, sqlite_tables(snapshot))
-
-
-async def execute(
-    target: PostgresTarget | SqliteTarget, source: DataSource, snapshot: SchemaSnapshot, sql: str,
-    limits: ExecutionLimits,
-) -> ResultSet:
-    if isinstance(target, PostgresTarget):
-        return await target.run(sql, search_path=search_path(source, snapshot), limits=limits)
-    return await target.run(sql, limits=limits)
