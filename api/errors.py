@@ -5,9 +5,12 @@ a bug (500, revealing nothing)."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any, ClassVar
 
+import asyncpg
 import msgspec
+import redis.exceptions
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -180,6 +183,22 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     return _response(status, ErrorBody(exc.detail, _HTTP_CODES.get(status, "BAD_REQUEST")), exc.headers)
 
 
+def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """A dependency (app database, Redis) is briefly unreachable: 503, not 500, so clients retry."""
+    log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return _response(
+        503,
+        ErrorBody("A service sqlagent depends on is unavailable; try again shortly", "SERVICE_UNAVAILABLE"),
+        {"Retry-After": "5"},
+    )
+
+
+def sqlite_operational_handler(request: Request[Any, Any, Any], exc: sqlite3.OperationalError) -> Response[bytes]:
+    if "locked" in str(exc) or "unable to open" in str(exc) or "disk I/O" in str(exc):
+        return unavailable_handler(request, exc)
+    return internal_error_handler(request, exc)
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _response(HTTP_500_INTERNAL_SERVER_ERROR, ErrorBody("Internal server error", "INTERNAL_ERROR"))
@@ -188,6 +207,16 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: app_error_handler,
     HTTPException: http_exception_handler,
+    # Outages of the app database or Redis (the handler nearest in the MRO wins).
+    asyncpg.PostgresConnectionError: unavailable_handler,
+    asyncpg.InterfaceError: unavailable_handler,
+    asyncpg.TooManyConnectionsError: unavailable_handler,
+    asyncpg.CannotConnectNowError: unavailable_handler,
+    redis.exceptions.ConnectionError: unavailable_handler,
+    redis.exceptions.TimeoutError: unavailable_handler,
+    OSError: unavailable_handler,
+    TimeoutError: unavailable_handler,
+    sqlite3.OperationalError: sqlite_operational_handler,
     Exception: internal_error_handler,
 }
 

@@ -63,7 +63,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def _worker_argv(concurrency: int | None) -> list[str]:
-    argv = ["worker", "--loglevel", "INFO", "-Q", "sqlagent"]
+    # No mingle/gossip: workers share nothing through them, and they cost a second at start.
+    argv = ["worker", "--loglevel", "INFO", "-Q", "sqlagent", "--without-mingle", "--without-gossip"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     return argv

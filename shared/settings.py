@@ -90,6 +90,9 @@ class Settings(msgspec.Struct, frozen=True):
     # Timings the tests shrink; not part of the public contract.
     lease_s: float = 30.0
     sweep_interval_s: float = 5.0
+    # A queued attempt whose message was published this long ago is published again (a broker
+    # restart without persistence loses messages); duplicates are harmless, claims are conditional.
+    redispatch_after_s: float = 60.0
 
     def data_source(self, name: str) -> DataSource | None:
         return next((s for s in self.data_sources if s.name == name), None)
@@ -278,4 +281,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format="text" if log_format == "text" else "json",
         lease_s=env.float("SQLAGENT_LEASE_S", 30.0),
         sweep_interval_s=env.float("SQLAGENT_SWEEP_INTERVAL_S", 5.0),
+        redispatch_after_s=env.float("SQLAGENT_REDISPATCH_AFTER_S", 60.0),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from celery import Celery
@@ -13,6 +14,8 @@ RUN_ATTEMPT = "attempts.run"
 QUEUE = "sqlagent"
 # Embedded mode: kombu's in-memory transport, shared by every Celery app in the process.
 EMBEDDED_BROKER = "memory://localhost/"
+
+BROKER_BACKOFF_S = 2.0
 
 log = logging.getLogger("sqlagent.dispatch")
 
@@ -51,6 +54,7 @@ class Publisher:
 
     def __init__(self, broker_url: str | None, *, attempt_deadline_s: float) -> None:
         self.app = Celery("sqlagent-publisher", set_as_current=False)
+        self._quiet_until = 0.0
         self.app.conf.update(celery_config(broker_url, attempt_deadline_s=attempt_deadline_s))
 
     def publish_sync(self, attempt_id: str) -> None:
@@ -63,10 +67,16 @@ class Publisher:
         )
 
     async def publish(self, attempt_id: str) -> bool:
-        """True when the broker took the message. False leaves it to the sweeper (the outbox)."""
+        """True when the broker took the message. False leaves it to the sweeper (the outbox).
+
+        After a failure the publisher stays quiet for BROKER_BACKOFF_S: while the broker is down,
+        submissions answer at once instead of each waiting out a connection timeout."""
+        if time.monotonic() < self._quiet_until:
+            return False
         try:
             await asyncio.to_thread(self.publish_sync, attempt_id)
         except Exception as exc:  # any broker failure: the attempt row stays queued and undispatched
+            self._quiet_until = time.monotonic() + BROKER_BACKOFF_S
             log.warning("could not publish attempt %s, the sweeper will retry: %s", attempt_id, exc)
             return False
         return True

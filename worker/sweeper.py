@@ -42,7 +42,10 @@ async def sweep_once(rt: WorkerRuntime) -> None:
             except Exception:  # best effort; the rows are the truth
                 pass
 
-    pending = await attempts.undispatched(rt.db, older_than=now - DISPATCH_GRACE)
+    pending = await attempts.undispatched(
+        rt.db, older_than=now - DISPATCH_GRACE,
+        redispatch_before=now - timedelta(seconds=rt.settings.redispatch_after_s),
+    )
     published = []
     for attempt_id in pending:
         if not await rt.publisher.publish(attempt_id):

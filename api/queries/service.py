@@ -9,7 +9,7 @@ from api.errors import DataSourceNotFound, InvalidState, QueryNotFound, RequestV
 from api.queries.schemas import MAX_QUESTION, AttemptCreate
 from api.state import Services
 from shared.attempts import repository as attempts
-from shared.attempts.models import Attempt, Event
+from shared.attempts.models import Attempt
 from shared.attempts.status import TERMINAL, Status
 from shared.db.database import is_unique_violation, utcnow
 from shared.users.repository import User
@@ -48,17 +48,11 @@ async def submit(svc: Services, user: User, data: AttemptCreate, idempotency_key
                 return existing
         raise
     # After the commit: a message for a row that does not exist would be worse than a late one.
+    # No live announcement of `queued`: a stream subscribes first and then reads the event rows,
+    # so it always sees the first event, and submit saves a round trip.
     if await svc.publisher.publish(attempt.id):
         await attempts.mark_dispatched(svc.db, [attempt.id])
-    await _announce(svc, attempt)
     return attempt
-
-
-async def _announce(svc: Services, attempt: Attempt) -> None:
-    try:
-        await svc.bus.publish(Event(id=attempt.id, seq=1, status=Status.QUEUED, at=attempt.created_at))
-    except Exception:  # best effort: subscribers read the event rows anyway
-        return
 
 
 async def _replay(svc: Services, user: User, key: str, request_hash: str) -> Attempt | None:

@@ -244,15 +244,18 @@ async def delete(db: Executor, attempt_id: str) -> bool:
     return await db.execute("DELETE FROM attempts WHERE id = $1", attempt_id) > 0
 
 
-async def undispatched(db: Executor, *, older_than: datetime, limit: int = 500) -> list[str]:
-    """Queued attempts whose message never reached the broker, or reached it long ago and was
-    lost (an embedded-mode restart loses the in-memory queue)."""
+async def undispatched(
+    db: Executor, *, older_than: datetime, redispatch_before: datetime | None = None, limit: int = 500
+) -> list[str]:
+    """Queued attempts whose message never reached the broker, or reached it before
+    `redispatch_before` and may have been lost (a broker restart without persistence, an
+    embedded-mode restart)."""
     rows = await db.fetch(
         """SELECT id FROM attempts
            WHERE status = 'queued' AND created_at < $1
              AND (dispatched_at IS NULL OR dispatched_at < $2)
            ORDER BY created_at LIMIT $3""",
-        older_than, older_than - timedelta(minutes=5), limit,
+        older_than, redispatch_before or older_than - timedelta(minutes=5), limit,
     )
     return [r["id"] for r in rows]
 

@@ -131,6 +131,7 @@ def base_env(**overrides: str) -> dict[str, str]:
         SQLAGENT_RATE_LIMITS="false",
         SQLAGENT_LEASE_S="3",
         SQLAGENT_SWEEP_INTERVAL_S="0.5",
+        SQLAGENT_REDISPATCH_AFTER_S="5",
         SQLAGENT_LLM_MAX_RETRIES="1",
         SQLAGENT_LLM_TIMEOUT_S="10",
         PYTHONUNBUFFERED="1",
