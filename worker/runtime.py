@@ -60,6 +60,25 @@ class WorkerRuntime:
         """Run a coroutine on the process loop from any other thread and wait for it."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
+    async def check_targets(self) -> None:
+        """Warn loudly about PostgreSQL targets whose role can do more than read."""
+        from shared.targets.privileges import role_findings
+
+        for source in self.settings.data_sources:
+            if source.dialect != "postgresql":
+                continue
+            try:
+                findings = await role_findings(source)
+            except Exception as exc:  # unreachable now; attempts will say TARGET_UNAVAILABLE
+                log.warning("data source %s: could not check its role: %s", source.name, type(exc).__name__)
+                continue
+            if findings:
+                log.warning(
+                    "SECURITY: data source %s: %s. sqlagent's guard keeps generated SQL read-only, but "
+                    "use a SELECT-only role as well (deploy/sql/readonly_role.sql).",
+                    source.name, "; ".join(findings),
+                )
+
     def start_sweeper(self) -> None:
         from worker.sweeper import sweep_forever
 
@@ -126,6 +145,7 @@ def get_runtime(settings: Settings) -> WorkerRuntime:
         if _runtime is None:
             _runtime = WorkerRuntime(settings)
             _runtime.start_sweeper()
+            asyncio.run_coroutine_threadsafe(_runtime.check_targets(), _runtime.loop)
         return _runtime
 
 
