@@ -22,7 +22,8 @@ from api.system.controller import SystemController
 from shared.db.database import open_database
 from shared.events.bus import make_bus
 from shared.settings import Settings, load_settings
-from shared.tasks import Publisher
+from shared.attempts import repository as attempts
+from shared.tasks import Dispatcher, Publisher
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -52,13 +53,16 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
     async def open_services(app: Litestar) -> AsyncIterator[None]:
         db = await open_database(settings.database.url)
         publisher = Publisher(settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s)
+        dispatcher = Dispatcher(publisher, lambda ids: attempts.mark_dispatched(db, ids))
+        dispatcher.start()
         bus = make_bus(settings.broker.redis_url)
-        app.state["services"] = Services(settings=settings, db=db, publisher=publisher, bus=bus)
+        app.state["services"] = Services(settings=settings, db=db, dispatcher=dispatcher, bus=bus)
         try:
             yield
         finally:
             await bus.close()
-            publisher.close()
+            await dispatcher.close()
+            await publisher.close()
             await db.close()
 
     return Litestar(

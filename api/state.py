@@ -9,14 +9,14 @@ from litestar.datastructures import State
 from shared.db.database import Database
 from shared.events.bus import EventBus
 from shared.settings import Settings
-from shared.tasks import Publisher
+from shared.tasks import Dispatcher
 
 
 @dataclass
 class Services:
     settings: Settings
     db: Database
-    publisher: Publisher
+    dispatcher: Dispatcher
     bus: EventBus
 
 

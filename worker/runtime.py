@@ -123,13 +123,13 @@ class WorkerRuntime:
         if self.llm is not None:
             await self.llm.close()
         await self.bus.close()
+        await self.publisher.close()
         await self.db.close()
 
     def close(self) -> None:
         try:
             self.run(self.aclose())
         finally:
-            self.publisher.close()
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
 

@@ -46,14 +46,10 @@ async def sweep_once(rt: WorkerRuntime) -> None:
         rt.db, older_than=now - DISPATCH_GRACE,
         redispatch_before=now - timedelta(seconds=rt.settings.redispatch_after_s),
     )
-    published = []
-    for attempt_id in pending:
-        if not await rt.publisher.publish(attempt_id):
-            break  # broker still down: try the rest next time
-        published.append(attempt_id)
-    if published:
-        log.info("re-published %d undispatched attempts", len(published))
-        await attempts.mark_dispatched(rt.db, published)
+    if pending:
+        await rt.publisher.publish(pending)  # broker still down: raises, and the next round retries
+        log.info("published %d undispatched attempt(s)", len(pending))
+        await attempts.mark_dispatched(rt.db, pending)
 
     await results.purge_older_than(rt.db, now - timedelta(days=rt.settings.agent.result_ttl_days))
 

@@ -50,8 +50,7 @@ async def submit(svc: Services, user: User, data: AttemptCreate, idempotency_key
     # After the commit: a message for a row that does not exist would be worse than a late one.
     # No live announcement of `queued`: a stream subscribes first and then reads the event rows,
     # so it always sees the first event, and submit saves a round trip.
-    if await svc.publisher.publish(attempt.id):
-        await attempts.mark_dispatched(svc.db, [attempt.id])
+    svc.dispatcher.dispatch(attempt.id)
     return attempt
 
 
