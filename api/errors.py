@@ -229,7 +229,8 @@ _DESCRIPTIONS = {
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI declarations of the error bodies a route can answer (plus those every route can)."""
-    every = {401, 422, 429, 500, 503}
+    # 400 replaces the schema Litestar generates for its own ValidationException (we answer 422).
+    every = {400, 401, 413, 422, 429, 500, 503}
     return {
         status: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS.get(status, "Error"))
         for status in sorted(set(statuses) | every)
