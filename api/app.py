@@ -15,7 +15,9 @@ from litestar.types import Message, Scope
 
 from api.auth.controller import AuthController
 from api.auth.middleware import AuthMiddleware
+from api.datasources.controller import DataSourcesController
 from api.errors import EXCEPTION_HANDLERS
+from api.knowledge.controller import KnowledgeController
 from api.queries.controller import QueriesController
 from api.state import Services
 from api.system.controller import SystemController
@@ -66,7 +68,9 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
             await db.close()
 
     return Litestar(
-        route_handlers=[AuthController, QueriesController, SystemController],
+        route_handlers=[
+            AuthController, QueriesController, SystemController, KnowledgeController, DataSourcesController,
+        ],
         lifespan=[open_services, *lifespans],
         middleware=[DefineMiddleware(AuthMiddleware, exclude=["^/schema", "^/metrics"])],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -4,41 +4,18 @@ processes) for integration tests."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 import redis
 
 from shared.db.database import Database, open_database
 from shared.db.migrate import migrate
 
-PG_ADMIN_URL = os.environ.get("SQLAGENT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_BASE = os.environ.get("SQLAGENT_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+from support.pg import PG_ADMIN_URL, REDIS_BASE, create_pg_database, drop_pg_database, pg_url
 
-
-def pg_url(database: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
-
-
-async def create_pg_database(prefix: str = "sqlagent_test") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+__all__ = ["PG_ADMIN_URL", "create_pg_database", "drop_pg_database", "pg_url"]
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 import yaml
-from conftest import create_pg_database, drop_pg_database, pg_url
+from support.pg import create_pg_database, drop_pg_database, pg_url
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

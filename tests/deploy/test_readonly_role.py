@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import msgspec
 import pytest
-from conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_url
+from support.pg import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_url
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "sql" / "readonly_role.sql"
 

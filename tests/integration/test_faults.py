@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conftest import create_pg_database, drop_pg_database, pg_url
+from support.pg import create_pg_database, drop_pg_database, pg_url
 from support.llm_server import LlmServer
 from support.services import RedisServer
 from support.stack import Stack, base_env, cli, wait_terminal

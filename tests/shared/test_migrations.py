@@ -6,7 +6,7 @@ import sys
 
 import asyncpg
 
-from conftest import create_pg_database, drop_pg_database, pg_url
+from support.pg import create_pg_database, drop_pg_database, pg_url
 from shared.db.migrate import available, migrate, pending
 
 

@@ -4,7 +4,7 @@ import uuid
 
 import asyncpg
 
-from conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_url
+from support.pg import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_url
 from shared.targets.config import DataSource
 from shared.targets.privileges import role_findings
 

@@ -1,0 +1,1 @@
+"""Data sources: the list, and each one's schema snapshot."""
