@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from shared.settings import ConfigError, Settings, load_settings
 
@@ -192,6 +193,12 @@ def cmd_ask(args: argparse.Namespace) -> None:
     sys.exit(ask(args.question, server=args.server, token=args.token, data_source=args.data_source))
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from cli.evaluate import run_eval
+
+    sys.exit(run_eval(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sqlagent", description="A self-hosted SQL AI agent.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=os.environ.get("SQLAGENT_TOKEN"))
     p.add_argument("--data-source", default="default")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="score a question/gold-SQL set by execution accuracy (in-process)")
+    p.add_argument(
+        "--questions", required=True,
+        help="a CSV (Defog's layout or question,sql,data_source), or a bundled set: "
+        "questions_gen_postgres, instruct_basic_postgres, instruct_advanced_postgres, idk",
+    )
+    p.add_argument("--data-source", help="run only this data source's rows (rows without one use it)")
+    p.add_argument("--targets", type=Path, help="a targets TOML replacing the configured data sources")
+    p.add_argument("--concurrency", type=int, default=4, help="questions run at once (default 4)")
+    p.add_argument("--out", type=Path, help="write the report as JSON here")
+    p.add_argument("--min-accuracy", type=float, help="exit 1 when the accuracy (0-1) is lower")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
