@@ -13,12 +13,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import Message, Scope
 
+from api.admin.controller import AdminUsersController
 from api.auth.controller import AuthController
 from api.auth.middleware import AuthMiddleware
 from api.datasources.controller import DataSourcesController
 from api.errors import EXCEPTION_HANDLERS
 from api.knowledge.controller import KnowledgeController
+from api.metrics import MetricsController, count_response
 from api.queries.controller import QueriesController
+from api.ratelimit import RateLimiter
+from api.ratelimit import lifespan as rate_limits
+from api.requestid import RequestIdMiddleware, finish_response
 from api.state import Services
 from api.system.controller import SystemController
 from shared.db.database import open_database
@@ -51,6 +56,9 @@ def _security_headers(settings: Settings) -> Callable[[Message, Scope], Any]:
 
 
 def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Litestar:
+    # Built here, not in the lifespan, so a bad SQLAGENT_TRUSTED_PROXIES fails at start-up.
+    limiter = RateLimiter(settings.security, settings.broker.redis_url)
+
     @asynccontextmanager
     async def open_services(app: Litestar) -> AsyncIterator[None]:
         db = await open_database(settings.database.url)
@@ -70,11 +78,13 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
     return Litestar(
         route_handlers=[
             AuthController, QueriesController, SystemController, KnowledgeController, DataSourcesController,
+            AdminUsersController, MetricsController,
         ],
-        lifespan=[open_services, *lifespans],
-        middleware=[DefineMiddleware(AuthMiddleware, exclude=["^/schema", "^/metrics"])],
+        lifespan=[open_services, rate_limits(limiter), *lifespans],
+        # The request id first, so every later step (authentication included) logs with it.
+        middleware=[RequestIdMiddleware(), DefineMiddleware(AuthMiddleware, exclude=["^/schema", "^/metrics"])],
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[_security_headers(settings)],
+        before_send=[_security_headers(settings), finish_response, count_response],
         request_max_body_size=1_000_000,
         openapi_config=OpenAPIConfig(
             title="sqlagent", version="0.1.0",

@@ -16,6 +16,7 @@ from litestar.exceptions import (
     HTTPException,
     MethodNotAllowedException,
     NotFoundException,
+    SerializationException,
     ValidationException,
 )
 from litestar.openapi.datastructures import ResponseSpec
@@ -171,6 +172,10 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
             f"{'.'.join(e.loc)}: {e.msg}" for e in errors
         )
         return _response(422, ErrorBody(detail, "VALIDATION_ERROR", errors))
+    if isinstance(exc.__cause__, SerializationException):
+        # A body that is not even JSON: SPEC counts it as a validation error, not a bad request.
+        errors = [ErrorLocation(loc=["body"], msg=f"malformed JSON: {exc.__cause__}")]
+        return _response(422, ErrorBody("Invalid request: the body is not valid JSON", "VALIDATION_ERROR", errors))
     if isinstance(exc, NotFoundException):
         return _response(404, ErrorBody("No such route", "NOT_FOUND"))
     if isinstance(exc, MethodNotAllowedException):

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 from shared.settings import ConfigError, Settings, load_settings
@@ -33,10 +34,20 @@ def cmd_migrate(_: argparse.Namespace) -> None:
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
 
 
+def _app(settings: Settings, **kwargs: Any) -> Any:
+    from api.app import create_app
+
+    try:
+        return create_app(settings, **kwargs)
+    except ConfigError as exc:
+        sys.exit(f"sqlagent: configuration error: {exc}")
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 by itself; the API decides
+    # (SQLAGENT_TRUSTED_PROXIES), so its proxy handling is off.
     import uvicorn
 
-    from api.app import create_app
     from shared.logs import setup_logging
 
     setup_logging(settings.log_format)
@@ -48,15 +59,16 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             )
         from cli.embedded import embedded_worker
 
-        app = create_app(settings, lifespans=[embedded_worker(settings)])
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10)
+        app = _app(settings, lifespans=[embedded_worker(settings)])
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
+                    proxy_headers=False)
     elif workers > 1:
         uvicorn.run(
             "api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-            log_config=None, access_log=False,
+            log_config=None, access_log=False, proxy_headers=False,
         )
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(_app(settings), host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

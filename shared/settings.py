@@ -93,6 +93,10 @@ class Settings(msgspec.Struct, frozen=True):
     # A queued attempt whose message was published this long ago is published again (a broker
     # restart without persistence loses messages); duplicates are harmless, claims are conditional.
     redispatch_after_s: float = 60.0
+    # An operator knob (not in SPEC's table): seconds between SSE heartbeat comments.
+    sse_heartbeat_s: float = 15.0
+    # Port of a worker process's Prometheus endpoint; None: off.
+    worker_metrics_port: int | None = None
 
     def data_source(self, name: str) -> DataSource | None:
         return next((s for s in self.data_sources if s.name == name), None)
@@ -238,6 +242,15 @@ def _data_sources(env: _Env) -> tuple[DataSource, ...]:
     return tuple(sources)
 
 
+def _port(env: _Env, name: str) -> int | None:
+    if env.str(name) is None:
+        return None
+    port = env.int(name, 0, minimum=1)
+    if port > 65535:
+        raise ConfigError(name, f"must be a TCP port (1-65535), got {port}")
+    return port
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = _Env(os.environ if environ is None else environ)
     database_url = _check_database_url(
@@ -282,4 +295,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         lease_s=env.float("SQLAGENT_LEASE_S", 30.0),
         sweep_interval_s=env.float("SQLAGENT_SWEEP_INTERVAL_S", 5.0),
         redispatch_after_s=env.float("SQLAGENT_REDISPATCH_AFTER_S", 60.0),
+        sse_heartbeat_s=env.float("SQLAGENT_SSE_HEARTBEAT_S", 15.0),
+        worker_metrics_port=_port(env, "SQLAGENT_WORKER_METRICS_PORT"),
     )

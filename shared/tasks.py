@@ -15,14 +15,18 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 from celery import Celery
 
+from shared.logs import current_request_id
+
 RUN_ATTEMPT = "attempts.run"
+# A message header, not an argument: Flower shows a task's arguments, which stay the attempt id.
+REQUEST_ID_HEADER = "sqlagent_request_id"
 QUEUE = "sqlagent"
 # Embedded mode: kombu's in-memory transport, shared by every Celery app in the process.
 EMBEDDED_BROKER = "memory://localhost/"
@@ -108,16 +112,25 @@ class Publisher:
             self._celery = Celery("sqlagent-publisher", set_as_current=False)
             self._celery.conf.update(celery_config(None, attempt_deadline_s=attempt_deadline_s))
 
-    async def publish(self, attempt_ids: Sequence[str], *, headers: dict[str, str] | None = None) -> None:
+    async def publish(
+        self, attempt_ids: Sequence[str], *, headers: dict[str, str] | None = None,
+        request_ids: Mapping[str, str] | None = None,
+    ) -> None:
+        """`request_ids`: the submitting request's id per attempt, for the worker's log lines."""
         if not attempt_ids:
             return
+
+        def headers_of(attempt_id: str) -> dict[str, str] | None:
+            rid = (request_ids or {}).get(attempt_id)
+            return {**(headers or {}), REQUEST_ID_HEADER: rid} if rid else headers
+
         if self._redis is not None:
             # LPUSH + the worker's BRPOP keep the batch in order.
-            await self._redis.lpush(QUEUE, *(task_message(i, headers=headers) for i in attempt_ids))
+            await self._redis.lpush(QUEUE, *(task_message(i, headers=headers_of(i)) for i in attempt_ids))
             return
         assert self._celery is not None
         for attempt_id in attempt_ids:  # in-memory transport: no I/O, no reason to leave the loop
-            self._celery.send_task(RUN_ATTEMPT, args=[attempt_id], queue=QUEUE, headers=headers)
+            self._celery.send_task(RUN_ATTEMPT, args=[attempt_id], queue=QUEUE, headers=headers_of(attempt_id))
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -140,6 +153,7 @@ class Dispatcher:
         self.publisher = publisher
         self._mark_dispatched = mark_dispatched
         self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._request_ids: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._quiet_until = 0.0
 
@@ -147,6 +161,10 @@ class Dispatcher:
         self._task = asyncio.create_task(self._run(), name="sqlagent-dispatcher")
 
     def dispatch(self, attempt_id: str) -> None:
+        # Called in the submitting request's context: its id travels with the task message.
+        request_id = current_request_id()
+        if request_id is not None:
+            self._request_ids[attempt_id] = request_id
         self._queue.put_nowait(attempt_id)
 
     async def _run(self) -> None:
@@ -157,10 +175,11 @@ class Dispatcher:
             await self._flush(batch)
 
     async def _flush(self, batch: list[str]) -> None:
+        request_ids = {i: rid for i in batch if (rid := self._request_ids.pop(i, None)) is not None}
         if time.monotonic() < self._quiet_until:
             return  # the broker failed moments ago; the sweeper will publish these
         try:
-            await self.publisher.publish(batch)
+            await self.publisher.publish(batch, request_ids=request_ids)
         except Exception as exc:  # any broker failure: the rows stay undispatched
             self._quiet_until = time.monotonic() + BROKER_BACKOFF_S
             log.warning("could not publish %d attempt(s); the sweeper will: %s", len(batch), exc)

@@ -1,7 +1,8 @@
 """Authentication: the `session_token` cookie or `Authorization: Bearer <api token>`.
 
 Runs before the handler's body is parsed, so an anonymous or unprivileged caller gets 401/403,
-never 422. Also the CSRF rule: a cookie-authenticated unsafe request must be JSON."""
+never 422. Also the CSRF rule: a cookie-authenticated unsafe request must be JSON, and the per-user
+rate limits (api/ratelimit.py), which need to know who is asking."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from api.errors import AuthSessionExpired, AuthSessionInvalid, PermissionDenied, UnsupportedMediaType
+from api.ratelimit import rate_limiter
 from api.state import services
 from shared.users import repository as users
 from shared.users.repository import Credential
@@ -21,7 +23,14 @@ _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class AuthMiddleware(AbstractAuthenticationMiddleware):
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        credential = await self._credential(connection)
+        await rate_limiter(connection.app.state).check_request(connection, credential.user)
+        return AuthenticationResult(user=credential.user, auth=credential)
+
+    async def _credential(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Credential:
         db = services(connection.app.state).db
         header = connection.headers.get("authorization")
         if header:
@@ -31,7 +40,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
             credential = await users.token_credential(db, secret.strip())
             if credential is None:
                 raise AuthSessionInvalid("Invalid or revoked API token")
-            return AuthenticationResult(user=credential.user, auth=credential)
+            return credential
         cookie = connection.cookies.get(SESSION_COOKIE)
         if not cookie:
             raise AuthSessionInvalid()
@@ -40,16 +49,19 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
             raise AuthSessionInvalid("Invalid or revoked session; log in again")
         if credential.expired:
             raise AuthSessionExpired()
-        if connection.scope["method"] in _UNSAFE:
+        if connection.scope.get("method", "GET") in _UNSAFE:
             content_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if content_type != "application/json":
                 raise UnsupportedMediaType(
                     "Requests authenticated by cookie must send Content-Type: application/json"
                 )
-        return AuthenticationResult(user=credential.user, auth=credential)
+        return credential
 
 
 def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # Litestar's automatic OPTIONS handlers skip authentication (there is no user): nothing to guard.
+    if connection.scope.get("method", "GET") == "OPTIONS":
+        return
     if connection.user.role != "admin":
         raise PermissionDenied()
 

@@ -13,6 +13,7 @@ import msgspec
 from shared.db.database import Database, Executor, Row, utcnow
 
 SESSION_TTL = timedelta(hours=8)
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
 
 class User(msgspec.Struct, kw_only=True):
@@ -55,6 +56,7 @@ def _user(row: Row) -> User:
 
 
 _USER_COLUMNS = "id, username, role, active, created_at"
+_JOINED_USER_COLUMNS = ", ".join("u." + c.strip() for c in _USER_COLUMNS.split(","))
 
 
 async def create_user(db: Executor, *, username: str, password_hash: str, role: str) -> User:
@@ -89,7 +91,9 @@ async def list_users(db: Executor, *, page: int, page_size: int) -> tuple[list[U
     return [_user(r) for r in rows], int(total)
 
 
-async def set_password(db: Database, user_id: int, password_hash: str, *, keep_session: int | None = None) -> None:
+async def set_password(
+    db: Database, user_id: int, password_hash: str, *, keep_session: int | None = None
+) -> None:
     """Change the hash and end every session except `keep_session` (the one that asked)."""
     now = utcnow()
     async with db.transaction() as tx:
@@ -109,22 +113,58 @@ async def rehash_password(db: Executor, user_id: int, password_hash: str) -> Non
     await db.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
 
 
-async def update_user(db: Database, user_id: int, *, role: str | None, active: bool | None) -> User | None:
+class LastActiveAdmin(Exception):
+    """The change would leave no active admin, and nobody could administer users any more."""
+
+
+async def update_user(
+    db: Database, user_id: int, *, role: str | None, active: bool | None, password_hash: str | None = None,
+    keep_session: int | None = None,
+) -> User | None:
+    """Change the role, active flag and/or password in one transaction (all or nothing).
+
+    Deactivation ends the user's sessions and API tokens; a new password ends their sessions except
+    `keep_session` (the admin's own, when they reset their own password). Raises LastActiveAdmin
+    instead of leaving no active admin."""
+    now = utcnow()
+    removes_admin = role == "user" or active is False
     async with db.transaction() as tx:
+        if removes_admin and tx.dialect == "postgresql":
+            # Two admins demoting each other at once would each still see the other as admin
+            # (write skew); locking the admin rows serialises them. SQLite's BEGIN IMMEDIATE already does.
+            await tx.fetch("SELECT id FROM users WHERE role = 'admin' AND active FOR UPDATE")
+        before = await tx.fetchrow("SELECT role, active FROM users WHERE id = $1", user_id)
+        if before is None:
+            return None
         row = await tx.fetchrow(
-            f"""UPDATE users SET role = COALESCE($2, role), active = COALESCE($3, active)
+            f"""UPDATE users SET role = COALESCE($2, role), active = COALESCE($3, active),
+                    password_hash = COALESCE($4, password_hash),
+                    password_changed_at = CASE WHEN $4 IS NULL THEN password_changed_at ELSE $5 END
                 WHERE id = $1 RETURNING {_USER_COLUMNS}""",
-            user_id, role, active,
+            user_id, role, active, password_hash, now,
         )
-        if row is not None and active is False:
-            now = utcnow()
+        if row is None:
+            return None
+        was_admin = before["role"] == "admin" and bool(before["active"])
+        if removes_admin and was_admin and not await tx.fetchval(
+            "SELECT count(*) FROM users WHERE role = 'admin' AND active"
+        ):
+            raise LastActiveAdmin()
+        if active is False:
             await tx.execute(
                 "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", user_id, now
             )
             await tx.execute(
-                "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", user_id, now
+                "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                user_id, now,
             )
-    return None if row is None else _user(row)
+        elif password_hash is not None:
+            await tx.execute(
+                """UPDATE sessions SET revoked_at = $2
+                   WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $3""",
+                user_id, now, keep_session,
+            )
+    return _user(row)
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -143,7 +183,7 @@ async def create_session(db: Executor, user_id: int) -> tuple[str, datetime]:
 
 async def session_credential(db: Executor, secret: str) -> Credential | None:
     row = await db.fetchrow(
-        f"""SELECT s.id AS session_id, s.expires_at, {', '.join('u.' + c.strip() for c in _USER_COLUMNS.split(','))}
+        f"""SELECT s.id AS session_id, s.expires_at, {_JOINED_USER_COLUMNS}
             FROM sessions s JOIN users u ON u.id = s.user_id
             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND u.active""",
         digest(secret),
@@ -154,7 +194,9 @@ async def session_credential(db: Executor, secret: str) -> Credential | None:
 
 
 async def revoke_session(db: Executor, session_id: int) -> None:
-    await db.execute("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", session_id, utcnow())
+    await db.execute(
+        "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", session_id, utcnow()
+    )
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -171,7 +213,9 @@ async def create_token(db: Executor, user_id: int, name: str) -> tuple[TokenInfo
     return TokenInfo(**row), secret
 
 
-async def list_tokens(db: Executor, user_id: int, *, page: int, page_size: int) -> tuple[list[TokenInfo], int]:
+async def list_tokens(
+    db: Executor, user_id: int, *, page: int, page_size: int
+) -> tuple[list[TokenInfo], int]:
     total = await db.fetchval(
         "SELECT count(*) FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL", user_id
     )
@@ -195,9 +239,15 @@ async def revoke_token(db: Executor, user_id: int, token_id: int) -> bool:
 
 async def token_credential(db: Executor, secret: str) -> Credential | None:
     row = await db.fetchrow(
-        f"""SELECT t.id AS token_id, {', '.join('u.' + c.strip() for c in _USER_COLUMNS.split(','))}
+        f"""SELECT t.id AS token_id, t.last_used_at, {_JOINED_USER_COLUMNS}
             FROM api_tokens t JOIN users u ON u.id = t.user_id
             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.active""",
         digest(secret),
     )
-    return None if row is None else Credential(user=_user(row), token_id=row["token_id"])
+    if row is None:
+        return None
+    now = utcnow()
+    # Minute resolution is enough for "last used", and spares a write on every request.
+    if row["last_used_at"] is None or now - row["last_used_at"] >= TOKEN_USE_RESOLUTION:
+        await db.execute("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", row["token_id"], now)
+    return Credential(user=_user(row), token_id=row["token_id"])

@@ -30,6 +30,7 @@ from shared.targets.config import DataSource
 from shared.targets.introspect import SchemaSnapshot, render_schema
 from shared.targets.relevance import relevant_tables
 from shared.sqlguard import policy
+from worker import metrics
 from worker.pipeline.execute import ExecutionLimits, PostgresTarget, ResultSet
 from worker.pipeline.prompt import Conversation, Example
 from worker.pipeline.reply import ReplyUnparseable
@@ -75,6 +76,8 @@ async def run_attempt(rt: WorkerRuntime, attempt_id: str) -> str:
     attempt = await attempts.get(rt.db, attempt_id)
     if attempt is None:
         return "deleted"
+    if attempt.started_at is not None:
+        metrics.observe_stage("queue", (attempt.started_at - attempt.created_at).total_seconds())
     progress = _Progress(attempt=attempt)
     work = asyncio.current_task()
     assert work is not None
@@ -189,10 +192,13 @@ async def _answer(rt: WorkerRuntime, progress: _Progress) -> None:
 
 
 def _count(progress: _Progress, reply: object, started: float) -> None:
+    elapsed = time.perf_counter() - started
     progress.rounds += 1
-    progress.llm_ms += (time.perf_counter() - started) * 1000
+    progress.llm_ms += elapsed * 1000
     progress.prompt_tokens += getattr(reply, "prompt_tokens", 0)
     progress.completion_tokens += getattr(reply, "completion_tokens", 0)
+    metrics.observe_stage("llm", elapsed)
+    metrics.count_tokens(getattr(reply, "prompt_tokens", 0), getattr(reply, "completion_tokens", 0))
 
 
 async def _validate_and_run(
@@ -200,7 +206,11 @@ async def _validate_and_run(
     explanation: str,
 ) -> None:
     await _move(rt, progress, Status.VALIDATING, sql=sql, explanation=explanation)
-    checked = await policy.check(source, snapshot, sql)
+    checking = time.perf_counter()
+    try:
+        checked = await policy.check(source, snapshot, sql)
+    finally:
+        metrics.observe_stage("guard", time.perf_counter() - checking)
     await _move(rt, progress, Status.EXECUTING, sql=checked)
     target = await rt.target(source, snapshot)
     limits = ExecutionLimits(
@@ -216,6 +226,7 @@ async def _validate_and_run(
             result = await target.run(checked, limits=limits)
     finally:
         progress.exec_ms += (time.perf_counter() - started) * 1000
+        metrics.observe_stage("execute", time.perf_counter() - started)
     await _succeed(rt, progress, result)
 
 
