@@ -35,6 +35,9 @@ format: $(STAMP) ## apply ruff's formatting and fixes
 
 flower: $(STAMP) ## Flower on :5555 (needs SQLAGENT_BROKER_URL; FLOWER_BASIC_AUTH=user:pass)
 	@test -n "$$SQLAGENT_BROKER_URL" || { echo "set SQLAGENT_BROKER_URL=redis://HOST:PORT/N"; exit 2; }
+	@test -n "$$FLOWER_BASIC_AUTH$$FLOWER_UNAUTHENTICATED_API" || \
+		echo "note: without FLOWER_BASIC_AUTH=user:pass Flower's pages are open and its HTTP API refuses requests"
+	@# Credentials stay in the environment (Flower reads FLOWER_BASIC_AUTH itself), not on the command line.
 	$(BIN)/celery -A worker.celery_app flower --port=5555
 
 bench: $(STAMP) ## the benchmark suite (bench/README.md)

@@ -82,7 +82,9 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
         ],
         lifespan=[open_services, rate_limits(limiter), *lifespans],
         # The request id first, so every later step (authentication included) logs with it.
-        middleware=[RequestIdMiddleware(), DefineMiddleware(AuthMiddleware, exclude=["^/schema", "^/metrics"])],
+        middleware=[
+            RequestIdMiddleware(), DefineMiddleware(AuthMiddleware, exclude=["^/schema", "^/metrics"]),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[_security_headers(settings), finish_response, count_response],
         request_max_body_size=1_000_000,

@@ -85,9 +85,14 @@ async def finish_response(message: Message, scope: Scope) -> None:
     begun = started(scope)
     log.info(
         "%s %s %d",
-        scope.get("method"), path, status,
+        scope.get("method"),
+        path,
+        status,
         extra={
-            "request_id": rid, "method": scope.get("method"), "route": route_of(scope), "status": status,
+            "request_id": rid,
+            "method": scope.get("method"),
+            "route": route_of(scope),
+            "status": status,
             "duration_ms": round((time.perf_counter() - begun) * 1000, 2) if begun is not None else None,
         },
     )

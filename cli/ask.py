@@ -42,7 +42,9 @@ def _api_error(resp: httpx.Response) -> AskError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    return AskError(str(body.get("error_code") or f"HTTP_{resp.status_code}"), str(body.get("detail") or resp.text))
+    return AskError(
+        str(body.get("error_code") or f"HTTP_{resp.status_code}"), str(body.get("detail") or resp.text)
+    )
 
 
 def _events(client: httpx.Client, attempt_id: str) -> Iterator[dict[str, Any]]:
@@ -52,7 +54,10 @@ def _events(client: httpx.Client, attempt_id: str) -> Iterator[dict[str, Any]]:
         headers = {"Last-Event-ID": str(last)} if last else {}
         try:
             with client.stream(
-                "GET", f"/api/queries/{attempt_id}/events", headers=headers, timeout=httpx.Timeout(30, read=None)
+                "GET",
+                f"/api/queries/{attempt_id}/events",
+                headers=headers,
+                timeout=httpx.Timeout(30, read=None),
             ) as resp:
                 if resp.status_code != 200:
                     resp.read()
@@ -94,7 +99,9 @@ def _follow(client: httpx.Client, attempt_id: str, console: Console, err: Consol
     if err.is_terminal:
         with err.status("submitted", spinner="dots") as spinner:
             for event in _events(client, attempt_id):
-                spinner.update(f"{_STAGES.get(event['status'], event['status'])}  [dim]({event['status']})[/dim]")
+                spinner.update(
+                    f"{_STAGES.get(event['status'], event['status'])}  [dim]({event['status']})[/dim]"
+                )
                 final = event
     else:  # piped: one line per stage, so logs show the progress too
         for event in _events(client, attempt_id):
@@ -118,11 +125,15 @@ def _run(client: httpx.Client, question: str, data_source: str, console: Console
         raise _api_error(resp)
     attempt = resp.json()
     if attempt.get("sql"):
-        console.print(Syntax(attempt["sql"], "sql", word_wrap=True, theme="ansi_dark", background_color="default"))
+        console.print(
+            Syntax(attempt["sql"], "sql", word_wrap=True, theme="ansi_dark", background_color="default")
+        )
     if attempt.get("explanation"):
         console.print(f"[dim]{escape(attempt['explanation'])}[/dim]")
     if attempt["status"] != "succeeded":
-        raise AskError(attempt.get("error_code") or attempt["status"].upper(), attempt.get("error_detail") or "")
+        raise AskError(
+            attempt.get("error_code") or attempt["status"].upper(), attempt.get("error_detail") or ""
+        )
 
     resp = client.get(f"/api/queries/{attempt_id}/results", params={"page_size": PAGE_SIZE})
     if resp.status_code != 200:
@@ -132,12 +143,16 @@ def _run(client: httpx.Client, question: str, data_source: str, console: Console
     row_count = int(attempt["row_count"] or 0)
     notes = []
     if len(page["rows"]) < row_count:
-        notes.append(f"showing the first {len(page['rows'])}; GET /api/queries/{attempt_id}/results.csv has all")
+        notes.append(
+            f"showing the first {len(page['rows'])}; GET /api/queries/{attempt_id}/results.csv has all"
+        )
     if attempt.get("truncated"):
         notes.append("truncated: the row or size cap was reached")
     total_ms = (attempt.get("timings") or {}).get("total_ms")
     took = f" in {total_ms} ms" if total_ms is not None else ""
-    rows = f"{row_count} row{'s' if row_count != 1 else ''}{' (truncated)' if attempt.get('truncated') else ''}"
+    rows = (
+        f"{row_count} row{'s' if row_count != 1 else ''}{' (truncated)' if attempt.get('truncated') else ''}"
+    )
     console.print(f"{rows}{took}" + (f" — {'; '.join(notes)}" if notes else ""), highlight=False)
     return 0
 

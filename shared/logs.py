@@ -25,7 +25,9 @@ _CONTEXT = (("request_id", request_id_var), ("attempt_id", attempt_id_var))
 _encoder = msgspec.json.Encoder(enc_hook=str)
 # Record attributes that are not extra fields (uvicorn adds `color_message`, the message with ANSI codes).
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {
-    "message", "asctime", "color_message",
+    "message",
+    "asctime",
+    "color_message",
 }
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
 _BEARER = re.compile(r"(\bbearer\s+)[^\s'\"]+", re.IGNORECASE)
@@ -44,7 +46,10 @@ def current_request_id() -> str | None:
 def log_context(*, request_id: str | None = None, attempt_id: str | None = None) -> Iterator[None]:
     """Tag every line logged inside with these ids (a worker thread runs one task after another,
     so the values are reset on the way out)."""
-    tokens = [(request_id_var, request_id_var.set(request_id)), (attempt_id_var, attempt_id_var.set(attempt_id))]
+    tokens = [
+        (request_id_var, request_id_var.set(request_id)),
+        (attempt_id_var, attempt_id_var.set(attempt_id)),
+    ]
     try:
         yield
     finally:
@@ -86,7 +91,9 @@ class TextFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
-        ids = " ".join(f"{name}={getattr(record, name)}" for name, _ in _CONTEXT if getattr(record, name, None))
+        ids = " ".join(
+            f"{name}={getattr(record, name)}" for name, _ in _CONTEXT if getattr(record, name, None)
+        )
         return f"{line} [{ids}]" if ids else line
 
     def format(self, record: logging.LogRecord) -> str:

@@ -130,7 +130,9 @@ class Publisher:
             return
         assert self._celery is not None
         for attempt_id in attempt_ids:  # in-memory transport: no I/O, no reason to leave the loop
-            self._celery.send_task(RUN_ATTEMPT, args=[attempt_id], queue=QUEUE, headers=headers_of(attempt_id))
+            self._celery.send_task(
+                RUN_ATTEMPT, args=[attempt_id], queue=QUEUE, headers=headers_of(attempt_id)
+            )
 
     async def close(self) -> None:
         if self._redis is not None:

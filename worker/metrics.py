@@ -11,9 +11,11 @@ import logging
 import threading
 from typing import Literal
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Histogram, disable_created_metrics, start_http_server
 
 log = logging.getLogger("sqlagent.metrics")
+
+disable_created_metrics()  # as the API does: no `*_created` series
 
 Stage = Literal["queue", "llm", "guard", "execute"]
 STAGES: tuple[Stage, ...] = ("queue", "llm", "guard", "execute")
@@ -25,7 +27,8 @@ STAGE_SECONDS = Histogram(
     "sqlagent_stage_seconds",
     "Seconds per attempt stage: queue (accepted to claimed), llm (one call), guard (one check), "
     "execute (one statement)",
-    ["stage"], buckets=_BUCKETS,
+    ["stage"],
+    buckets=_BUCKETS,
 )
 LLM_TOKENS = Counter("sqlagent_llm_tokens", "LLM tokens used, as the endpoint reported them", ["kind"])
 

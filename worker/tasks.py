@@ -19,7 +19,7 @@ log = logging.getLogger("sqlagent.worker")
 
 
 @app.task(name=RUN_ATTEMPT, bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
-def run(self: Task, attempt_id: str) -> str:  # type: ignore[type-arg]
+def run(self: Task, attempt_id: str) -> str:
     """Arguments: the attempt id only (what Flower shows). Returns the final status.
 
     The submitting request's id rides in a message header, so this attempt's log lines carry

@@ -47,7 +47,9 @@ async def _database(svc: Services) -> str:
 
 
 async def _redis(url: str) -> str:
-    client = aioredis.Redis.from_url(url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S)
+    client = aioredis.Redis.from_url(
+        url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S
+    )
     try:
         await client.ping()
         return OK
@@ -73,7 +75,9 @@ class SystemController(Controller):
         return Health(status=OK)
 
     @get(
-        "/ready", operation_id="ready", exclude_from_auth=True,
+        "/ready",
+        operation_id="ready",
+        exclude_from_auth=True,
         responses={503: ResponseSpec(data_container=Readiness, description="A dependency is unavailable")},
     )
     async def ready(self, state: State) -> Response[Readiness]:
@@ -84,7 +88,9 @@ class SystemController(Controller):
         if broker_url is not None:
             probes["broker"] = asyncio.create_task(_redis(broker_url))
         if redis_url is not None:
-            probes["redis"] = probes["broker"] if redis_url == broker_url else asyncio.create_task(_redis(redis_url))
+            probes["redis"] = (
+                probes["broker"] if redis_url == broker_url else asyncio.create_task(_redis(redis_url))
+            )
         results = await asyncio.gather(*(_check(p) for p in probes.values()))
         components = dict(zip(probes, results, strict=True))
         # Embedded mode: kombu's in-memory transport and the in-process bus, nothing to reach.
@@ -97,8 +103,10 @@ class SystemController(Controller):
             return Response(Readiness(status=OK, components=components))
         return Response(
             Readiness(
-                status="unavailable", components=components,
-                detail="Not ready: " + "; ".join(failed), error_code="SERVICE_UNAVAILABLE",
+                status="unavailable",
+                components=components,
+                detail="Not ready: " + "; ".join(failed),
+                error_code="SERVICE_UNAVAILABLE",
             ),
             status_code=503,
         )

@@ -299,7 +299,11 @@ class RedisBus:
         # A blocking pool: a burst of publishes waits for a connection instead of failing.
         self.client = aioredis.Redis.from_pool(
             BlockingConnectionPool.from_url(
-                url, max_connections=max_connections, timeout=5, socket_timeout=5, socket_connect_timeout=3,
+                url,
+                max_connections=max_connections,
+                timeout=5,
+                socket_timeout=5,
+                socket_connect_timeout=3,
                 # A pooled connection can be stale after a Redis restart: reconnect and try again.
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
             )

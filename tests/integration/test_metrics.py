@@ -12,9 +12,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from conftest import create_pg_database, drop_pg_database, pg_url
+from prometheus_client.parser import text_string_to_metric_families
 from support.stack import Stack, base_env, cli, free_port, wait_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("metrics")]
@@ -41,7 +40,7 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 @pytest.fixture(scope="module")
-def ops_stack(tmp_path_factory, redis_url, llm) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def ops_stack(request, tmp_path_factory, redis_url, llm) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("metrics")
     pg_name = asyncio.run(create_pg_database())
     stack = Stack(
@@ -63,7 +62,7 @@ def ops_stack(tmp_path_factory, redis_url, llm) -> Iterator[Stack]:  # type: ign
         yield stack
     finally:
         stack.stop()
-        if stack.processes and any(p.proc.returncode not in (0, -15) for p in stack.processes):
+        if request.session.testsfailed:
             print(stack.logs())
         asyncio.run(drop_pg_database(pg_name))
 
@@ -83,7 +82,9 @@ def attempts_run(ops_stack: Stack, llm) -> dict[str, str]:  # type: ignore[no-un
             ("unanswerable", "Weather in Paris? (metrics unanswerable)"),
             ("rejected", "Drop everything (metrics rejected)"),
         ):
-            resp = client.post("/api/queries", json={"question": question}, headers={"X-Request-ID": f"req-{kind}"})
+            resp = client.post(
+                "/api/queries", json={"question": question}, headers={"X-Request-ID": f"req-{kind}"}
+            )
             assert resp.status_code == 202 and resp.headers["x-request-id"] == f"req-{kind}"
             ids[kind] = resp.json()["id"]
         for attempt_id in ids.values():
@@ -98,17 +99,27 @@ def test_api_metrics_count_attempts_from_the_database_and_http_by_route(
     samples = scrape(f"{ops_stack.base_url}/metrics")
     attempts = {
         (dict(labels)["status"], dict(labels)["error_code"]): v
-        for (name, labels), v in samples.items() if name == "sqlagent_attempts_total"
+        for (name, labels), v in samples.items()
+        if name == "sqlagent_attempts_total"
     }
-    assert attempts == {("succeeded", ""): 2, ("failed", "QUESTION_UNANSWERABLE"): 1, ("rejected", "SQL_REJECTED"): 1}
+    assert attempts == {
+        ("succeeded", ""): 2,
+        ("failed", "QUESTION_UNANSWERABLE"): 1,
+        ("rejected", "SQL_REJECTED"): 1,
+    }
     assert value(samples, "sqlagent_queue_depth") == 0
     assert value(samples, "sqlagent_broker_queue_messages") is not None
 
     posts = value(samples, "sqlagent_http_requests_total", method="POST", route="/api/queries", status="202")
     assert posts == 4
-    gets = value(samples, "sqlagent_http_requests_total", method="GET", route="/api/queries/{attempt_id}", status="200")
+    gets = value(
+        samples, "sqlagent_http_requests_total", method="GET", route="/api/queries/{attempt_id}", status="200"
+    )
     assert gets is not None and gets >= 4
-    assert value(samples, "sqlagent_http_request_duration_seconds_count", method="POST", route="/api/queries") == 4
+    assert (
+        value(samples, "sqlagent_http_request_duration_seconds_count", method="POST", route="/api/queries")
+        == 4
+    )
     # Route templates, never raw paths: no attempt id appears in any label.
     text = httpx.get(f"{ops_stack.base_url}/metrics", timeout=10).text
     assert not any(attempt_id in text for attempt_id in attempts_run.values())
@@ -118,11 +129,15 @@ def test_api_metrics_count_attempts_from_the_database_and_http_by_route(
     assert value(after, "sqlagent_http_requests_total", method="GET", route="unmatched", status="404") == 1
 
 
-def test_worker_metrics_port_has_stage_timings_and_tokens(ops_stack: Stack, attempts_run: dict[str, str]) -> None:
+def test_worker_metrics_port_has_stage_timings_and_tokens(
+    ops_stack: Stack, attempts_run: dict[str, str]
+) -> None:
     port = ops_stack.env["SQLAGENT_WORKER_METRICS_PORT"]
     samples = scrape(f"http://127.0.0.1:{port}/metrics")
-    count = {stage: value(samples, "sqlagent_stage_seconds_count", stage=stage) for stage in
-             ("queue", "llm", "guard", "execute")}
+    count = {
+        stage: value(samples, "sqlagent_stage_seconds_count", stage=stage)
+        for stage in ("queue", "llm", "guard", "execute")
+    }
     # 4 claims; LLM rounds 1 + 1 + 1 + 3 (the rejected one used every round); guard checks
     # 2 + 3; executions only for the two that succeeded.
     assert count == {"queue": 4, "llm": 6, "guard": 5, "execute": 2}
@@ -137,7 +152,8 @@ def test_open_sse_streams_gauge(ops_stack: Stack, llm) -> None:  # type: ignore[
     with ops_stack.client("alice", PASSWORD) as client:
         attempt_id = client.post("/api/queries", json={"question": question}).json()["id"]
         with client.stream("GET", f"/api/queries/{attempt_id}/events") as resp:
-            next(line for line in resp.iter_lines() if line.startswith("data:"))
+            lines = resp.iter_lines()  # kept: dropping the iterator would close the connection
+            assert any(line.startswith("data:") for line in lines)
             assert value(scrape(f"{ops_stack.base_url}/metrics"), "sqlagent_sse_streams_open") == 1
         deadline = time.monotonic() + 10
         while value(scrape(f"{ops_stack.base_url}/metrics"), "sqlagent_sse_streams_open") != 0:
@@ -154,14 +170,17 @@ def _json_lines(text: str) -> list[dict[str, object]]:
     return lines
 
 
-def test_logs_carry_request_and_attempt_ids_and_no_secrets(ops_stack: Stack, attempts_run: dict[str, str]) -> None:
+def test_logs_carry_request_and_attempt_ids_and_no_secrets(
+    ops_stack: Stack, attempts_run: dict[str, str]
+) -> None:
     api = next(p for p in ops_stack.processes if p.name == "api")
     worker = next(p for p in ops_stack.processes if p.name == "worker")
     api_lines, worker_lines = _json_lines(api.output()), _json_lines(worker.output())
     assert api_lines and worker_lines
     for kind, attempt_id in attempts_run.items():
         submit = [
-            e for e in api_lines
+            e
+            for e in api_lines
             if e.get("logger") == "sqlagent.access" and e.get("request_id") == f"req-{kind}"
         ]
         assert submit and submit[0]["route"] == "/api/queries" and submit[0]["status"] == 202
@@ -181,7 +200,9 @@ def test_logs_carry_request_and_attempt_ids_and_no_secrets(ops_stack: Stack, att
 
 def test_embedded_api_metrics_include_its_worker(tmp_path, llm) -> None:  # type: ignore[no-untyped-def]
     stack = Stack(
-        env=base_env(SQLAGENT_DATABASE_URL=f"sqlite:///{tmp_path}/app.db", SQLAGENT_LLM_BASE_URL=llm.base_url),
+        env=base_env(
+            SQLAGENT_DATABASE_URL=f"sqlite:///{tmp_path}/app.db", SQLAGENT_LLM_BASE_URL=llm.base_url
+        ),
         workdir=tmp_path,
     )
     question = "How many products? (metrics embedded)"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from support.services import RedisServer
 from support.stack import Stack, base_env, cli
 
@@ -52,7 +51,9 @@ def test_ready_when_everything_is_up(api: Stack) -> None:
     assert resp.json() == {"status": "ok", "components": {"database": "ok", "broker": "ok", "redis": "ok"}}
 
 
-def test_ready_names_redis_while_it_is_down_and_recovers(api: Stack, redis_server: RedisServer, tmp_path: Path) -> None:
+def test_ready_names_redis_while_it_is_down_and_recovers(
+    api: Stack, redis_server: RedisServer, tmp_path: Path
+) -> None:
     redis_server.stop()
     try:
         resp = _until(f"{api.base_url}/ready", 503)
@@ -73,7 +74,9 @@ def test_ready_names_redis_while_it_is_down_and_recovers(api: Stack, redis_serve
 def test_ready_names_pending_migrations(tmp_path: Path, redis_server: RedisServer) -> None:
     # An app database nobody migrated: the API starts, but is not ready.
     stack = Stack(
-        env=base_env(SQLAGENT_DATABASE_URL=f"sqlite:///{tmp_path}/fresh.db", SQLAGENT_BROKER_URL=redis_server.url),
+        env=base_env(
+            SQLAGENT_DATABASE_URL=f"sqlite:///{tmp_path}/fresh.db", SQLAGENT_BROKER_URL=redis_server.url
+        ),
         workdir=tmp_path,
     )
     try:

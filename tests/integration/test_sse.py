@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import create_pg_database, drop_pg_database, pg_url
 from support.stack import Stack, base_env, cli, wait_terminal
 
@@ -98,7 +97,9 @@ def quiet_api(sse_stack: Stack) -> Iterator[Stack]:
     quiet.stop()
 
 
-def test_a_subscriber_sees_every_status_live_from_a_worker_process(sse_stack: Stack, quiet_api: Stack, llm) -> None:  # type: ignore[no-untyped-def]
+def test_a_subscriber_sees_every_status_live_from_a_worker_process(
+    sse_stack: Stack, quiet_api: Stack, llm
+) -> None:  # type: ignore[no-untyped-def]
     for worker in [p for p in sse_stack.processes if p.name == "worker" and p.proc.poll() is None]:
         worker.stop()
     question = "How many products are there? (sse live)"
@@ -130,7 +131,13 @@ def test_history_order_ids_payload_and_close(sse_stack: Stack, llm) -> None:  # 
         assert time.monotonic() - started < 10
     assert [f.id for f in events] == ["1", "2", "3", "4", "5"]
     assert all(f.event == "status" for f in events)
-    assert [f.data["status"] for f in events] == ["queued", "generating", "validating", "executing", "succeeded"]  # type: ignore[index]
+    assert [f.data["status"] for f in events] == [
+        "queued",
+        "generating",
+        "validating",
+        "executing",
+        "succeeded",
+    ]  # type: ignore[index]
     for f in events:
         assert f.data is not None
         assert f.data["id"] == attempt_id and str(f.data["seq"]) == f.id
@@ -165,7 +172,9 @@ def test_heartbeat_comments_while_waiting_then_close(sse_stack: Stack, llm) -> N
 
 def test_only_the_owner_may_stream(sse_stack: Stack) -> None:
     with sse_stack.client("alice", "alice-password") as alice, sse_stack.client("bob", "bob-password") as bob:
-        attempt_id = alice.post("/api/queries", json={"question": "alice's private question (sse)"}).json()["id"]
+        attempt_id = alice.post("/api/queries", json={"question": "alice's private question (sse)"}).json()[
+            "id"
+        ]
         resp = bob.get(f"/api/queries/{attempt_id}/events")
         assert resp.status_code == 404 and resp.json()["error_code"] == "QUERY_NOT_FOUND"
         assert bob.get("/api/queries/no-such-attempt/events").json()["error_code"] == "QUERY_NOT_FOUND"
@@ -181,15 +190,18 @@ def test_many_concurrent_streams_all_end_right(sse_stack: Stack, llm) -> None:  
 
     async def run() -> list[list[str]]:
         async with httpx.AsyncClient(base_url=sse_stack.base_url, timeout=30) as client:
-            assert (await client.post(
-                "/api/auth/login", json={"username": "alice", "password": "alice-password"}
-            )).status_code == 200
+            assert (
+                await client.post("/api/auth/login", json={"username": "alice", "password": "alice-password"})
+            ).status_code == 200
             ids = [(await client.post("/api/queries", json={"question": q})).json()["id"] for q in questions]
 
             async def follow(attempt_id: str) -> list[str]:
                 async with client.stream("GET", f"/api/queries/{attempt_id}/events") as resp:
-                    return [json.loads(line[5:])["status"] async for line in resp.aiter_lines()
-                            if line.startswith("data:")]
+                    return [
+                        json.loads(line[5:])["status"]
+                        async for line in resp.aiter_lines()
+                        if line.startswith("data:")
+                    ]
 
             return await asyncio.gather(*(follow(i) for i in ids))
 

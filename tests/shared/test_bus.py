@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import redis
+from support.services import RedisServer
 
 from api.queries.events import stream
 from shared.attempts import repository as attempts
@@ -19,7 +20,6 @@ from shared.attempts.status import RUNNING, Status
 from shared.db.database import Database
 from shared.events.bus import RESYNC, Live, LocalBus, PubSubRelay, RedisBus, channel
 from shared.users import repository as users
-from support.services import RedisServer
 
 
 def _event(attempt_id: str, seq: int, status: str = "generating") -> Event:
@@ -73,7 +73,8 @@ async def test_thousands_of_subscriptions_share_one_connection(tmp_path) -> None
                 break
             await asyncio.sleep(0.02)
         assert probe.pubsub_numsub(channel(ids[0]), channel(ids[-1])) == [
-            (channel(ids[0]).encode(), 0), (channel(ids[-1]).encode(), 0),
+            (channel(ids[0]).encode(), 0),
+            (channel(ids[-1]).encode(), 0),
         ]
         assert bus.relay.channel_count == 0
         probe.close()
@@ -213,7 +214,9 @@ async def test_stream_rereads_the_rows_on_a_quiet_heartbeat_and_on_resync(app_db
     assert ("2", None) in _statuses(out)
     assert any(m.comment == "heartbeat" for m in out)
     # A RESYNC (Redis came back) makes it read the rows at once.
-    await attempts.transition(app_db, attempt_id, expected=RUNNING, to=Status.FAILED, error_code="X", detail="d")
+    await attempts.transition(
+        app_db, attempt_id, expected=RUNNING, to=Status.FAILED, error_code="X", detail="d"
+    )
     bus.queue.put_nowait(RESYNC)
     await asyncio.wait_for(reader, 5)
     assert [m.id for m in out if m.id] == ["1", "2", "3"]
