@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -67,13 +68,39 @@ def ops_stack(request, tmp_path_factory, redis_url, llm) -> Iterator[Stack]:  # 
         asyncio.run(drop_pg_database(pg_name))
 
 
+@dataclass
+class Run:
+    """Four real attempts (two succeed, one is unanswerable, one is rejected) and the API's and
+    the worker's metrics just before them, so the tests assert exact differences."""
+
+    ids: dict[str, str]
+    api_before: Samples
+    worker_before: Samples
+
+
+def _worker_metrics_url(stack: Stack) -> str:
+    return f"http://127.0.0.1:{stack.env['SQLAGENT_WORKER_METRICS_PORT']}/metrics"
+
+
+def _delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
+    return (value(after, name, **labels) or 0) - (value(before, name, **labels) or 0)
+
+
 @pytest.fixture(scope="module")
-def attempts_run(ops_stack: Stack, llm) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """Four real attempts: two succeed, one is unanswerable, one is rejected. Returns id by kind."""
+def run(ops_stack: Stack, llm) -> Run:  # type: ignore[no-untyped-def]
     llm.add("How many products? (metrics ok)", {"sql": COUNT, "explanation": "count"})
     llm.add("How many products again? (metrics ok 2)", {"sql": COUNT, "explanation": "count"})
     llm.add("Weather in Paris? (metrics unanswerable)", {"sql": None, "explanation": "no weather data"})
     llm.add("Drop everything (metrics rejected)", {"sql": "DROP TABLE products", "explanation": "as asked"})
+    deadline = time.monotonic() + 30
+    while True:  # the worker serves its metrics from start-up, before any task
+        try:
+            worker_before = scrape(_worker_metrics_url(ops_stack))
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, ops_stack.logs()
+            time.sleep(0.1)
+    api_before = scrape(f"{ops_stack.base_url}/metrics")
     ids = {}
     with ops_stack.client("alice", PASSWORD) as client:
         for kind, question in (
@@ -90,19 +117,18 @@ def attempts_run(ops_stack: Stack, llm) -> dict[str, str]:  # type: ignore[no-un
         for attempt_id in ids.values():
             wait_terminal(client, attempt_id)
             assert client.get(f"/api/queries/{attempt_id}").status_code == 200
-    return ids
+    return Run(ids, api_before, worker_before)
 
 
-def test_api_metrics_count_attempts_from_the_database_and_http_by_route(
-    ops_stack: Stack, attempts_run: dict[str, str]
-) -> None:
+def test_api_metrics_count_attempts_from_the_database_and_http_by_route(ops_stack: Stack, run: Run) -> None:
     samples = scrape(f"{ops_stack.base_url}/metrics")
     attempts = {
         (dict(labels)["status"], dict(labels)["error_code"]): v
+        - (value(run.api_before, name, **dict(labels)) or 0)
         for (name, labels), v in samples.items()
         if name == "sqlagent_attempts_total"
     }
-    assert attempts == {
+    assert {k: v for k, v in attempts.items() if v} == {
         ("succeeded", ""): 2,
         ("failed", "QUESTION_UNANSWERABLE"): 1,
         ("rejected", "SQL_REJECTED"): 1,
@@ -110,40 +136,35 @@ def test_api_metrics_count_attempts_from_the_database_and_http_by_route(
     assert value(samples, "sqlagent_queue_depth") == 0
     assert value(samples, "sqlagent_broker_queue_messages") is not None
 
-    posts = value(samples, "sqlagent_http_requests_total", method="POST", route="/api/queries", status="202")
-    assert posts == 4
-    gets = value(
-        samples, "sqlagent_http_requests_total", method="GET", route="/api/queries/{attempt_id}", status="200"
-    )
-    assert gets is not None and gets >= 4
+    http = "sqlagent_http_requests_total"
+    assert _delta(samples, run.api_before, http, method="POST", route="/api/queries", status="202") == 4
     assert (
-        value(samples, "sqlagent_http_request_duration_seconds_count", method="POST", route="/api/queries")
-        == 4
+        _delta(samples, run.api_before, http, method="GET", route="/api/queries/{attempt_id}", status="200")
+        >= 4
     )
+    duration = "sqlagent_http_request_duration_seconds_count"
+    assert _delta(samples, run.api_before, duration, method="POST", route="/api/queries") == 4
     # Route templates, never raw paths: no attempt id appears in any label.
     text = httpx.get(f"{ops_stack.base_url}/metrics", timeout=10).text
-    assert not any(attempt_id in text for attempt_id in attempts_run.values())
+    assert not any(attempt_id in text for attempt_id in run.ids.values())
     # A 404 of an unknown path is counted under one label value, not under its path.
-    httpx.get(f"{ops_stack.base_url}/no/such/route/{attempts_run['ok1']}", timeout=10)
+    httpx.get(f"{ops_stack.base_url}/no/such/route/{run.ids['ok1']}", timeout=10)
     after = scrape(f"{ops_stack.base_url}/metrics")
-    assert value(after, "sqlagent_http_requests_total", method="GET", route="unmatched", status="404") == 1
+    assert _delta(after, samples, http, method="GET", route="unmatched", status="404") == 1
 
 
-def test_worker_metrics_port_has_stage_timings_and_tokens(
-    ops_stack: Stack, attempts_run: dict[str, str]
-) -> None:
-    port = ops_stack.env["SQLAGENT_WORKER_METRICS_PORT"]
-    samples = scrape(f"http://127.0.0.1:{port}/metrics")
+def test_worker_metrics_port_has_stage_timings_and_tokens(ops_stack: Stack, run: Run) -> None:
+    samples = scrape(_worker_metrics_url(ops_stack))
     count = {
-        stage: value(samples, "sqlagent_stage_seconds_count", stage=stage)
+        stage: _delta(samples, run.worker_before, "sqlagent_stage_seconds_count", stage=stage)
         for stage in ("queue", "llm", "guard", "execute")
     }
     # 4 claims; LLM rounds 1 + 1 + 1 + 3 (the rejected one used every round); guard checks
     # 2 + 3; executions only for the two that succeeded.
     assert count == {"queue": 4, "llm": 6, "guard": 5, "execute": 2}
-    assert (value(samples, "sqlagent_llm_tokens_total", kind="prompt") or 0) > 0
-    assert (value(samples, "sqlagent_llm_tokens_total", kind="completion") or 0) > 0
-    assert (value(samples, "sqlagent_stage_seconds_sum", stage="llm") or 0) > 0
+    assert _delta(samples, run.worker_before, "sqlagent_llm_tokens_total", kind="prompt") > 0
+    assert _delta(samples, run.worker_before, "sqlagent_llm_tokens_total", kind="completion") > 0
+    assert _delta(samples, run.worker_before, "sqlagent_stage_seconds_sum", stage="llm") > 0
 
 
 def test_open_sse_streams_gauge(ops_stack: Stack, llm) -> None:  # type: ignore[no-untyped-def]
@@ -159,7 +180,8 @@ def test_open_sse_streams_gauge(ops_stack: Stack, llm) -> None:  # type: ignore[
         while value(scrape(f"{ops_stack.base_url}/metrics"), "sqlagent_sse_streams_open") != 0:
             assert time.monotonic() < deadline, "the closed stream is still counted"
             time.sleep(0.1)
-        client.post(f"/api/queries/{attempt_id}/cancel", json={})
+        assert client.post(f"/api/queries/{attempt_id}/cancel", json={}).status_code == 202
+        assert wait_terminal(client, attempt_id)["status"] == "cancelled"
 
 
 def _json_lines(text: str) -> list[dict[str, object]]:
@@ -170,14 +192,12 @@ def _json_lines(text: str) -> list[dict[str, object]]:
     return lines
 
 
-def test_logs_carry_request_and_attempt_ids_and_no_secrets(
-    ops_stack: Stack, attempts_run: dict[str, str]
-) -> None:
+def test_logs_carry_request_and_attempt_ids_and_no_secrets(ops_stack: Stack, run: Run) -> None:
     api = next(p for p in ops_stack.processes if p.name == "api")
     worker = next(p for p in ops_stack.processes if p.name == "worker")
     api_lines, worker_lines = _json_lines(api.output()), _json_lines(worker.output())
     assert api_lines and worker_lines
-    for kind, attempt_id in attempts_run.items():
+    for kind, attempt_id in run.ids.items():
         submit = [
             e
             for e in api_lines
