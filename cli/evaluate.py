@@ -8,9 +8,8 @@ executor (so both sides get the same value conversion), and `shared.evaldata.com
 
 Two choices worth knowing:
 
-* Instructions from the CSV reach the prompt's "Instructions for this question" section. The
-  pipeline has no way to carry per-attempt instructions yet, so the runner's LLM client adds
-  them to the system message of the attempt it is running (a context variable says which).
+* Instructions from the CSV reach the prompt's "Instructions for this question" section
+  (`run_attempt(..., instructions=...)`).
 * Defog's unanswerable questions come with instructions to answer with the apology SELECT. Our
   protocol's way to decline is `"sql": null`, which the system prompt already explains, so those
   instructions are not sent; the question is right when the attempt ends QUESTION_UNANSWERABLE.
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
 import logging
 import sys
 import time
@@ -54,21 +52,15 @@ from shared.targets.config import DataSource
 from shared.users import repository as users
 from shared.users.passwords import ahash_password
 from worker.pipeline.execute import ExecutionLimits, PostgresTarget
-from worker.pipeline.generate import LlmClient
-from worker.pipeline.prompt import Conversation
-from worker.pipeline.reply import Reply
 from worker.pipeline.run import run_attempt
 from worker.runtime import WorkerRuntime
 
 EXIT_OK, EXIT_BELOW_MIN, EXIT_CANNOT_RUN = 0, 1, 2
 EVAL_USER = "eval"
-_INSTRUCTIONS_HEADING = "Instructions for this question:"  # as worker.pipeline.prompt writes it
 _POLL_S = 0.2
 
 log = logging.getLogger("sqlagent.eval")
 
-# The instructions of the question whose attempt runs in the current task.
-_instructions: contextvars.ContextVar[str] = contextvars.ContextVar("sqlagent_eval_instructions", default="")
 
 
 class CannotRun(Exception):
@@ -125,23 +117,6 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 # --- the run ---------------------------------------------------------------------------------
-
-
-class InstructedLlmClient(LlmClient):
-    """The runtime's LLM client, plus the current question's instructions in the system message
-    (once: a repair round finds them there already)."""
-
-    async def complete(self, conversation: Conversation) -> Reply:
-        instructions = _instructions.get().strip()
-        system = conversation.messages[0] if conversation.messages else None
-        if (
-            instructions
-            and system is not None
-            and system["role"] == "system"
-            and _INSTRUCTIONS_HEADING not in system["content"]
-        ):
-            system["content"] = f"{system['content']}\n\n{_INSTRUCTIONS_HEADING}\n{instructions}"
-        return await super().complete(conversation)
 
 
 async def _eval_user(rt: WorkerRuntime) -> int:
@@ -245,11 +220,7 @@ async def _run_one(rt: WorkerRuntime, user_id: int, question: EvalQuestion) -> O
     )
     # It runs here and now: keep any sweeper on the same app database from publishing it.
     await attempts.mark_dispatched(rt.db, [created.id])
-    token = _instructions.set("" if question.unanswerable else question.instructions)
-    try:
-        await run_attempt(rt, created.id)
-    finally:
-        _instructions.reset(token)
+    await run_attempt(rt, created.id, instructions=None if question.unanswerable else question.instructions or None)
     final = await _wait_terminal(rt, created.id)
     latency_ms = (time.perf_counter() - started) * 1000
     if final is None:
@@ -335,9 +306,6 @@ def _run(settings: Settings, questions: list[EvalQuestion], concurrency: int) ->
     except Exception as exc:
         raise CannotRun(f"the worker runtime cannot start: {type(exc).__name__}: {exc}") from exc
     try:
-        if rt.llm is not None:
-            stock, rt.llm = rt.llm, InstructedLlmClient(rt.llm.config)
-            rt.run(stock.close())
         progress = Progress(
             TextColumn("evaluating"),
             BarColumn(),

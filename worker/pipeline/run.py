@@ -26,10 +26,10 @@ from shared.pipeline_errors import (
     SqlRejected,
 )
 from shared.results import repository as results
+from shared.sqlguard import policy
 from shared.targets.config import DataSource
 from shared.targets.introspect import SchemaSnapshot, render_schema
 from shared.targets.relevance import relevant_tables
-from shared.sqlguard import policy
 from worker import metrics
 from worker.pipeline.execute import ExecutionLimits, PostgresTarget, ResultSet
 from worker.pipeline.prompt import Conversation, Example
@@ -66,7 +66,8 @@ class _Gone(Exception):
     """The attempt moved under us (deleted, cancelled, requeued by the reaper): stop quietly."""
 
 
-async def run_attempt(rt: WorkerRuntime, attempt_id: str) -> str:
+async def run_attempt(rt: WorkerRuntime, attempt_id: str, *, instructions: str | None = None) -> str:
+    """Run one attempt to a terminal status. `instructions` (evaluation sets) go into the prompt."""
     claimed = await attempts.claim(rt.db, attempt_id, owner=rt.worker_id, lease_s=rt.settings.lease_s)
     if claimed is None:
         current = await attempts.get(rt.db, attempt_id)
@@ -84,7 +85,7 @@ async def run_attempt(rt: WorkerRuntime, attempt_id: str) -> str:
     heartbeat = asyncio.create_task(_heartbeat(rt, progress, work))
     try:
         async with asyncio.timeout(rt.settings.agent.attempt_deadline_s):
-            await _answer(rt, progress)
+            await _answer(rt, progress, instructions)
     except _Gone:
         pass
     except PipelineError as exc:
@@ -130,7 +131,7 @@ async def _heartbeat(rt: WorkerRuntime, progress: _Progress, work: asyncio.Task[
             return
 
 
-async def _answer(rt: WorkerRuntime, progress: _Progress) -> None:
+async def _answer(rt: WorkerRuntime, progress: _Progress, instructions: str | None) -> None:
     attempt = progress.attempt
     source = rt.settings.data_source(attempt.data_source)
     if source is None:
@@ -160,6 +161,7 @@ async def _answer(rt: WorkerRuntime, progress: _Progress) -> None:
         schema_text=render_schema(snapshot, relevant_tables(snapshot, attempt.question), source.dialect),
         examples=[Example(question=e.question, sql=e.sql) for _, e in ranked],
         question=attempt.question,
+        instructions=instructions,
     )
     max_rounds = rt.settings.agent.max_rounds
     while True:
@@ -211,7 +213,8 @@ async def _validate_and_run(
         checked = await policy.check(source, snapshot, sql)
     finally:
         metrics.observe_stage("guard", time.perf_counter() - checking)
-    await _move(rt, progress, Status.EXECUTING, sql=checked)
+    # The attempt keeps the SQL as written; the guard's schema-qualified re-serialisation runs.
+    await _move(rt, progress, Status.EXECUTING)
     target = await rt.target(source, snapshot)
     limits = ExecutionLimits(
         statement_timeout_s=rt.settings.agent.statement_timeout_s,
