@@ -26,17 +26,19 @@ from api.ratelimit import lifespan as rate_limits
 from api.requestid import RequestIdMiddleware, finish_response
 from api.state import Services
 from api.system.controller import SystemController
+from shared.attempts import repository as attempts
 from shared.db.database import open_database
 from shared.events.bus import make_bus
 from shared.settings import Settings, load_settings
-from shared.attempts import repository as attempts
 from shared.tasks import Dispatcher, Publisher
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
 _PUBLIC = {"/health", "/ready", "/metrics", "/schema", "/api/auth/login"}
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
-_DOCS_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+_DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+)
 
 
 def _security_headers(settings: Settings) -> Callable[[Message, Scope], Any]:
@@ -62,7 +64,9 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
     @asynccontextmanager
     async def open_services(app: Litestar) -> AsyncIterator[None]:
         db = await open_database(settings.database.url)
-        publisher = Publisher(settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s)
+        publisher = Publisher(
+            settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s
+        )
         dispatcher = Dispatcher(publisher, lambda ids: attempts.mark_dispatched(db, ids))
         dispatcher.start()
         bus = make_bus(settings.broker.redis_url)
@@ -77,21 +81,29 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
 
     return Litestar(
         route_handlers=[
-            AuthController, QueriesController, SystemController, KnowledgeController, DataSourcesController,
-            AdminUsersController, MetricsController,
+            AuthController,
+            QueriesController,
+            SystemController,
+            KnowledgeController,
+            DataSourcesController,
+            AdminUsersController,
+            MetricsController,
         ],
         lifespan=[open_services, rate_limits(limiter), *lifespans],
         # The request id first, so every later step (authentication included) logs with it.
         middleware=[
-            RequestIdMiddleware(), DefineMiddleware(AuthMiddleware, exclude=["^/schema", "^/metrics"]),
+            RequestIdMiddleware(),
+            DefineMiddleware(AuthMiddleware, exclude=["^/schema", "^/metrics"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[_security_headers(settings), finish_response, count_response],
         request_max_body_size=1_000_000,
         openapi_config=OpenAPIConfig(
-            title="sqlagent", version="0.1.0",
+            title="sqlagent",
+            version="0.1.0",
             description="Questions in plain language, answered with provably read-only SQL.",
-            path="/schema", render_plugins=[SwaggerRenderPlugin()],
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
         ),
         # Our own logging setup (shared.logs); Litestar's default would replace it.
         logging_config=None,

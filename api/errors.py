@@ -66,7 +66,11 @@ class AuthSessionInvalid(AppError):
 
 
 class AuthSessionExpired(AppError):
-    status_code, error_code, default_detail = 401, "AUTH_SESSION_EXPIRED", "Your session has expired; log in again"
+    status_code, error_code, default_detail = (
+        401,
+        "AUTH_SESSION_EXPIRED",
+        "Your session has expired; log in again",
+    )
 
 
 class AuthInvalidCredentials(AppError):
@@ -107,7 +111,9 @@ class UserExists(AppError):
 
 class UnsupportedMediaType(AppError):
     status_code, error_code, default_detail = (
-        415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json",
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Send the body as application/json",
     )
 
 
@@ -121,7 +127,9 @@ class RateLimitExceeded(AppError):
 
 class ServiceUnavailable(AppError):
     status_code, error_code, default_detail = (
-        503, "SERVICE_UNAVAILABLE", "A service sqlagent depends on is unavailable; try again shortly",
+        503,
+        "SERVICE_UNAVAILABLE",
+        "A service sqlagent depends on is unavailable; try again shortly",
     )
 
 
@@ -168,14 +176,14 @@ def app_error_handler(_: Request[Any, Any, Any], exc: AppError) -> Response[byte
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     if isinstance(exc, ValidationException):
         errors = _validation_locations(exc.extra) or [ErrorLocation(loc=["body"], msg=exc.detail)]
-        detail = "Invalid request: " + "; ".join(
-            f"{'.'.join(e.loc)}: {e.msg}" for e in errors
-        )
+        detail = "Invalid request: " + "; ".join(f"{'.'.join(e.loc)}: {e.msg}" for e in errors)
         return _response(422, ErrorBody(detail, "VALIDATION_ERROR", errors))
     if isinstance(exc.__cause__, SerializationException):
         # A body that is not even JSON: SPEC counts it as a validation error, not a bad request.
         errors = [ErrorLocation(loc=["body"], msg=f"malformed JSON: {exc.__cause__}")]
-        return _response(422, ErrorBody("Invalid request: the body is not valid JSON", "VALIDATION_ERROR", errors))
+        return _response(
+            422, ErrorBody("Invalid request: the body is not valid JSON", "VALIDATION_ERROR", errors)
+        )
     if isinstance(exc, NotFoundException):
         return _response(404, ErrorBody("No such route", "NOT_FOUND"))
     if isinstance(exc, MethodNotAllowedException):
@@ -184,7 +192,9 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     if status >= 500:
         log.error("http error %s on %s %s: %s", status, request.method, request.url.path, exc.detail)
         code = _HTTP_CODES.get(status, "INTERNAL_ERROR")
-        return _response(status, ErrorBody("Internal server error" if code == "INTERNAL_ERROR" else exc.detail, code))
+        return _response(
+            status, ErrorBody("Internal server error" if code == "INTERNAL_ERROR" else exc.detail, code)
+        )
     return _response(status, ErrorBody(exc.detail, _HTTP_CODES.get(status, "BAD_REQUEST")), exc.headers)
 
 
@@ -198,7 +208,9 @@ def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Resp
     )
 
 
-def sqlite_operational_handler(request: Request[Any, Any, Any], exc: sqlite3.OperationalError) -> Response[bytes]:
+def sqlite_operational_handler(
+    request: Request[Any, Any, Any], exc: sqlite3.OperationalError
+) -> Response[bytes]:
     if "locked" in str(exc) or "unable to open" in str(exc) or "disk I/O" in str(exc):
         return unavailable_handler(request, exc)
     return internal_error_handler(request, exc)
@@ -226,9 +238,17 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
 }
 
 _DESCRIPTIONS = {
-    400: "Bad request", 401: "Not authenticated", 403: "Not allowed", 404: "Not found",
-    409: "Conflict", 413: "Body too large", 415: "Body must be JSON", 422: "Invalid input",
-    429: "Rate limited", 500: "Internal error", 503: "Unavailable",
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    415: "Body must be JSON",
+    422: "Invalid input",
+    429: "Rate limited",
+    500: "Internal error",
+    503: "Unavailable",
 }
 
 

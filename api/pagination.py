@@ -29,6 +29,9 @@ def paginate(items: list[T], *, page: int, page_size: int, total: int) -> Page[T
     return Page(
         items=items,
         pagination=Pagination(
-            page=page, page_size=page_size, total_count=total, total_pages=(total + page_size - 1) // page_size
+            page=page,
+            page_size=page_size,
+            total_count=total,
+            total_pages=(total + page_size - 1) // page_size,
         ),
     )

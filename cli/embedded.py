@@ -32,12 +32,18 @@ def embedded_worker(settings: Settings):  # type: ignore[no-untyped-def]
         from worker.runtime import get_runtime, shutdown_runtime
 
         app = configure(settings)
-        import worker.tasks  # noqa: F401  (registers the task)
+        import worker.tasks
 
         runtime = await asyncio.to_thread(get_runtime, settings)
         worker = _EmbeddedWorker(
-            app=app, pool="threads", concurrency=EMBEDDED_CONCURRENCY, hostname="embedded@localhost",
-            without_heartbeat=True, without_mingle=True, without_gossip=True, loglevel="WARNING",
+            app=app,
+            pool="threads",
+            concurrency=EMBEDDED_CONCURRENCY,
+            hostname="embedded@localhost",
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            loglevel="WARNING",
         )
         thread = threading.Thread(target=worker.start, name="sqlagent-embedded-worker", daemon=True)
         thread.start()

@@ -62,7 +62,6 @@ _POLL_S = 0.2
 log = logging.getLogger("sqlagent.eval")
 
 
-
 class CannotRun(Exception):
     """The evaluation cannot start; `str()` is the one line shown (exit status 2)."""
 
@@ -220,7 +219,9 @@ async def _run_one(rt: WorkerRuntime, user_id: int, question: EvalQuestion) -> O
     )
     # It runs here and now: keep any sweeper on the same app database from publishing it.
     await attempts.mark_dispatched(rt.db, [created.id])
-    await run_attempt(rt, created.id, instructions=None if question.unanswerable else question.instructions or None)
+    await run_attempt(
+        rt, created.id, instructions=None if question.unanswerable else question.instructions or None
+    )
     final = await _wait_terminal(rt, created.id)
     latency_ms = (time.perf_counter() - started) * 1000
     if final is None:

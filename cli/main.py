@@ -9,8 +9,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from shared.settings import ConfigError, Settings, load_settings
 
@@ -31,7 +31,9 @@ def _migrate(settings: Settings) -> list[str]:
 def cmd_migrate(_: argparse.Namespace) -> None:
     settings = _settings()
     applied = _migrate(settings)
-    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
+    print(
+        f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date"
+    )
 
 
 def _app(settings: Settings, **kwargs: Any) -> Any:
@@ -60,15 +62,30 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         from cli.embedded import embedded_worker
 
         app = _app(settings, lifespans=[embedded_worker(settings)])
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=10,
-                    proxy_headers=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+            proxy_headers=False,
+        )
     elif workers > 1:
         uvicorn.run(
-            "api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-            log_config=None, access_log=False, proxy_headers=False,
+            "api.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
         )
     else:
-        uvicorn.run(_app(settings), host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+        uvicorn.run(
+            _app(settings), host=host, port=port, log_config=None, access_log=False, proxy_headers=False
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -104,7 +121,7 @@ def cmd_up(args: argparse.Namespace) -> None:
     if settings.broker.embedded:
         _serve(settings, args.host, args.port, 1)
         return
-    worker = subprocess.Popen([sys.executable, "-m", "cli.main", "worker"])  # noqa: S603
+    worker = subprocess.Popen([sys.executable, "-m", "cli.main", "worker"])
     try:
         _serve(settings, args.host, args.port, args.workers)
     finally:
@@ -127,12 +144,20 @@ async def _seed_and_login(settings: Settings) -> str:
         for example in load_examples():
             if not await knowledge.exists_for(db, "default", example.question):
                 await knowledge.create(
-                    db, question=example.question, sql=example.sql, data_source="default", notes=example.notes,
+                    db,
+                    question=example.question,
+                    sql=example.sql,
+                    data_source="default",
+                    notes=example.notes,
                     created_by=None,
                 )
         found = await users.get_login(db, "demo")
-        user = found[0] if found else await users.create_user(
-            db, username="demo", password_hash=await ahash_password("demo"), role="admin"
+        user = (
+            found[0]
+            if found
+            else await users.create_user(
+                db, username="demo", password_hash=await ahash_password("demo"), role="admin"
+            )
         )
         _, token = await users.create_token(db, user.id, "demo")
         return token
@@ -185,7 +210,9 @@ def cmd_users_create(args: argparse.Namespace) -> None:
         db = await open_database(settings.database.url)
         try:
             user = await users.create_user(
-                db, username=args.name, password_hash=await ahash_password(password),
+                db,
+                username=args.name,
+                password_hash=await ahash_password(password),
                 role="admin" if args.admin else "user",
             )
         except Exception as exc:
@@ -250,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score a question/gold-SQL set by execution accuracy (in-process)")
     p.add_argument(
-        "--questions", required=True,
+        "--questions",
+        required=True,
         help="a CSV (Defog's layout or question,sql,data_source), or a bundled set: "
         "questions_gen_postgres, instruct_basic_postgres, instruct_advanced_postgres, idk",
     )

@@ -114,12 +114,12 @@ class _Env:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def str(self, name: str, default: str | None = None) -> str | None:
+    def text(self, name: str, default: str | None = None) -> str | None:
         value = self.env.get(name, "").strip()
         return value or default
 
-    def int(self, name: str, default: int, *, minimum: int = 0) -> int:
-        raw = self.str(name)
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        raw = self.text(name)
         if raw is None:
             return default
         try:
@@ -130,8 +130,8 @@ class _Env:
             raise ConfigError(name, f"must be at least {minimum}, got {value}")
         return value
 
-    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        raw = self.str(name)
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self.text(name)
         if raw is None:
             return default
         try:
@@ -142,8 +142,8 @@ class _Env:
             raise ConfigError(name, f"must be greater than {minimum:g}, got {raw}")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
-        raw = self.str(name)
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
         if raw is None:
             return default
         lowered = raw.lower()
@@ -219,10 +219,10 @@ def load_targets_file(path: Path, variable: str = "SQLAGENT_TARGETS_FILE") -> li
 
 def _data_sources(env: _Env) -> tuple[DataSource, ...]:
     sources: list[DataSource] = []
-    target_url = env.str("SQLAGENT_TARGET_URL")
+    target_url = env.text("SQLAGENT_TARGET_URL")
     if target_url:
         sources.append(_target("default", "SQLAGENT_TARGET_URL", {"url": target_url}))
-    targets_file = env.str("SQLAGENT_TARGETS_FILE")
+    targets_file = env.text("SQLAGENT_TARGETS_FILE")
     if targets_file:
         for source in load_targets_file(Path(targets_file)):
             if any(s.name == source.name for s in sources):
@@ -243,9 +243,9 @@ def _data_sources(env: _Env) -> tuple[DataSource, ...]:
 
 
 def _port(env: _Env, name: str) -> int | None:
-    if env.str(name) is None:
+    if env.text(name) is None:
         return None
-    port = env.int(name, 0, minimum=1)
+    port = env.integer(name, 0, minimum=1)
     if port > 65535:
         raise ConfigError(name, f"must be a TCP port (1-65535), got {port}")
     return port
@@ -254,47 +254,47 @@ def _port(env: _Env, name: str) -> int | None:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = _Env(os.environ if environ is None else environ)
     database_url = _check_database_url(
-        "SQLAGENT_DATABASE_URL", env.str("SQLAGENT_DATABASE_URL", "sqlite:///var/sqlagent.db") or ""
+        "SQLAGENT_DATABASE_URL", env.text("SQLAGENT_DATABASE_URL", "sqlite:///var/sqlagent.db") or ""
     )
-    broker_url = _check_redis_url("SQLAGENT_BROKER_URL", env.str("SQLAGENT_BROKER_URL"))
-    redis_url = _check_redis_url("SQLAGENT_REDIS_URL", env.str("SQLAGENT_REDIS_URL")) or broker_url
-    log_format = env.str("SQLAGENT_LOG_FORMAT", "json")
+    broker_url = _check_redis_url("SQLAGENT_BROKER_URL", env.text("SQLAGENT_BROKER_URL"))
+    redis_url = _check_redis_url("SQLAGENT_REDIS_URL", env.text("SQLAGENT_REDIS_URL")) or broker_url
+    log_format = env.text("SQLAGENT_LOG_FORMAT", "json")
     if log_format not in {"json", "text"}:
         raise ConfigError("SQLAGENT_LOG_FORMAT", f"expected json or text, got {log_format!r}")
     return Settings(
         database=DatabaseSettings(url=database_url),
         broker=BrokerSettings(broker_url=broker_url, redis_url=redis_url),
         llm=LlmSettings(
-            base_url=env.str("SQLAGENT_LLM_BASE_URL"),
-            api_key=env.str("SQLAGENT_LLM_API_KEY") or env.str("OPENAI_API_KEY"),
-            model=env.str("SQLAGENT_LLM_MODEL", "gpt-4o-mini") or "gpt-4o-mini",
-            timeout_s=env.float("SQLAGENT_LLM_TIMEOUT_S", 60.0),
-            max_retries=env.int("SQLAGENT_LLM_MAX_RETRIES", 3),
+            base_url=env.text("SQLAGENT_LLM_BASE_URL"),
+            api_key=env.text("SQLAGENT_LLM_API_KEY") or env.text("OPENAI_API_KEY"),
+            model=env.text("SQLAGENT_LLM_MODEL", "gpt-4o-mini") or "gpt-4o-mini",
+            timeout_s=env.number("SQLAGENT_LLM_TIMEOUT_S", 60.0),
+            max_retries=env.integer("SQLAGENT_LLM_MAX_RETRIES", 3),
         ),
         agent=AgentSettings(
-            max_rounds=env.int("SQLAGENT_MAX_ROUNDS", 3, minimum=1),
-            statement_timeout_s=env.float("SQLAGENT_STATEMENT_TIMEOUT_S", 30.0),
-            attempt_deadline_s=env.float("SQLAGENT_ATTEMPT_DEADLINE_S", 300.0),
-            row_cap=env.int("SQLAGENT_ROW_CAP", 10_000, minimum=1),
-            result_max_bytes=env.int("SQLAGENT_RESULT_MAX_BYTES", 20_000_000, minimum=1024),
-            result_ttl_days=env.int("SQLAGENT_RESULT_TTL_DAYS", 30, minimum=1),
+            max_rounds=env.integer("SQLAGENT_MAX_ROUNDS", 3, minimum=1),
+            statement_timeout_s=env.number("SQLAGENT_STATEMENT_TIMEOUT_S", 30.0),
+            attempt_deadline_s=env.number("SQLAGENT_ATTEMPT_DEADLINE_S", 300.0),
+            row_cap=env.integer("SQLAGENT_ROW_CAP", 10_000, minimum=1),
+            result_max_bytes=env.integer("SQLAGENT_RESULT_MAX_BYTES", 20_000_000, minimum=1024),
+            result_ttl_days=env.integer("SQLAGENT_RESULT_TTL_DAYS", 30, minimum=1),
         ),
         security=SecuritySettings(
-            cookie_secure=env.bool("SQLAGENT_COOKIE_SECURE", True),
-            rate_limits=env.bool("SQLAGENT_RATE_LIMITS", True),
-            rate_submit_per_min=env.int("SQLAGENT_RATE_SUBMIT_PER_MIN", 10, minimum=1),
-            rate_login_failures_per_15min=env.int("SQLAGENT_RATE_LOGIN_FAILURES_PER_15MIN", 5, minimum=1),
-            rate_general_per_min=env.int("SQLAGENT_RATE_GENERAL_PER_MIN", 100, minimum=1),
-            rate_admin_per_min=env.int("SQLAGENT_RATE_ADMIN_PER_MIN", 20, minimum=1),
+            cookie_secure=env.flag("SQLAGENT_COOKIE_SECURE", True),
+            rate_limits=env.flag("SQLAGENT_RATE_LIMITS", True),
+            rate_submit_per_min=env.integer("SQLAGENT_RATE_SUBMIT_PER_MIN", 10, minimum=1),
+            rate_login_failures_per_15min=env.integer("SQLAGENT_RATE_LOGIN_FAILURES_PER_15MIN", 5, minimum=1),
+            rate_general_per_min=env.integer("SQLAGENT_RATE_GENERAL_PER_MIN", 100, minimum=1),
+            rate_admin_per_min=env.integer("SQLAGENT_RATE_ADMIN_PER_MIN", 20, minimum=1),
             trusted_proxies=tuple(
-                p.strip() for p in (env.str("SQLAGENT_TRUSTED_PROXIES") or "").split(",") if p.strip()
+                p.strip() for p in (env.text("SQLAGENT_TRUSTED_PROXIES") or "").split(",") if p.strip()
             ),
         ),
         data_sources=_data_sources(env),
         log_format="text" if log_format == "text" else "json",
-        lease_s=env.float("SQLAGENT_LEASE_S", 30.0),
-        sweep_interval_s=env.float("SQLAGENT_SWEEP_INTERVAL_S", 5.0),
-        redispatch_after_s=env.float("SQLAGENT_REDISPATCH_AFTER_S", 60.0),
-        sse_heartbeat_s=env.float("SQLAGENT_SSE_HEARTBEAT_S", 15.0),
+        lease_s=env.number("SQLAGENT_LEASE_S", 30.0),
+        sweep_interval_s=env.number("SQLAGENT_SWEEP_INTERVAL_S", 5.0),
+        redispatch_after_s=env.number("SQLAGENT_REDISPATCH_AFTER_S", 60.0),
+        sse_heartbeat_s=env.number("SQLAGENT_SSE_HEARTBEAT_S", 15.0),
         worker_metrics_port=_port(env, "SQLAGENT_WORKER_METRICS_PORT"),
     )

@@ -71,18 +71,34 @@ def celery_config(broker_url: str | None, *, attempt_deadline_s: float) -> dict[
 def task_message(attempt_id: str, *, headers: dict[str, str] | None = None) -> bytes:
     """One `attempts.run` message as kombu's Redis transport stores it (protocol 2, JSON body)."""
     task_id = str(uuid.uuid4())
-    body = _encoder.encode([[attempt_id], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    body = _encoder.encode(
+        [[attempt_id], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    )
     return _encoder.encode(
         {
             "body": base64.b64encode(body).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": {
-                "lang": "py", "task": RUN_ATTEMPT, "id": task_id, "shadow": None, "eta": None,
-                "expires": None, "group": None, "group_index": None, "retries": 0,
-                "timelimit": [None, None], "root_id": task_id, "parent_id": None,
-                "argsrepr": repr([attempt_id]), "kwargsrepr": "{}", "origin": _ORIGIN,
-                "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+                "lang": "py",
+                "task": RUN_ATTEMPT,
+                "id": task_id,
+                "shadow": None,
+                "eta": None,
+                "expires": None,
+                "group": None,
+                "group_index": None,
+                "retries": 0,
+                "timelimit": [None, None],
+                "root_id": task_id,
+                "parent_id": None,
+                "argsrepr": repr([attempt_id]),
+                "kwargsrepr": "{}",
+                "origin": _ORIGIN,
+                "ignore_result": True,
+                "replaced_task_nesting": 0,
+                "stamped_headers": None,
+                "stamps": {},
                 **(headers or {}),
             },
             "properties": {
@@ -113,7 +129,10 @@ class Publisher:
             self._celery.conf.update(celery_config(None, attempt_deadline_s=attempt_deadline_s))
 
     async def publish(
-        self, attempt_ids: Sequence[str], *, headers: dict[str, str] | None = None,
+        self,
+        attempt_ids: Sequence[str],
+        *,
+        headers: dict[str, str] | None = None,
         request_ids: Mapping[str, str] | None = None,
     ) -> None:
         """`request_ids`: the submitting request's id per attempt, for the worker's log lines."""
@@ -149,9 +168,7 @@ class Dispatcher:
     dispatched. If the broker is down, or the process dies first, the rows stay undispatched and
     the sweeper publishes them later (the outbox) — nothing is lost, only delayed."""
 
-    def __init__(
-        self, publisher: Publisher, mark_dispatched: Callable[[list[str]], Awaitable[None]]
-    ) -> None:
+    def __init__(self, publisher: Publisher, mark_dispatched: Callable[[list[str]], Awaitable[None]]) -> None:
         self.publisher = publisher
         self._mark_dispatched = mark_dispatched
         self._queue: asyncio.Queue[str] = asyncio.Queue()

@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
+from support.pg import PG_ADMIN_URL, REDIS_BASE, create_pg_database, drop_pg_database, pg_url
 
 from shared.db.database import Database, open_database
 from shared.db.migrate import migrate
-
-from support.pg import PG_ADMIN_URL, REDIS_BASE, create_pg_database, drop_pg_database, pg_url
 
 __all__ = ["PG_ADMIN_URL", "create_pg_database", "drop_pg_database", "pg_url"]
 

@@ -7,6 +7,7 @@ are never shared across loops, and dozens of attempts wait on the LLM at once on
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
@@ -41,17 +42,27 @@ class WorkerRuntime:
         self._thread.start()
         self.db: Database = self.run(open_database(settings.database.url))
         self.bus: EventBus = self.run(self._make_bus())
-        self.publisher = Publisher(settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s)
+        self.publisher = Publisher(
+            settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s
+        )
         llm = settings.llm
         self.llm: LlmClient | None = (
-            LlmClient(LlmConfig(base_url=llm.base_url, api_key=llm.api_key, model=llm.model,
-                                timeout_s=llm.timeout_s, max_retries=llm.max_retries))
-            if llm.configured else None
+            LlmClient(
+                LlmConfig(
+                    base_url=llm.base_url,
+                    api_key=llm.api_key,
+                    model=llm.model,
+                    timeout_s=llm.timeout_s,
+                    max_retries=llm.max_retries,
+                )
+            )
+            if llm.configured
+            else None
         )
         self._targets: dict[str, PostgresTarget | SqliteTarget] = {}
         self._snapshots: dict[str, tuple[float, SchemaSnapshot]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._sweeper: asyncio.Future[None] | None = None
+        self._sweeper: concurrent.futures.Future[None] | None = None
 
     async def _make_bus(self) -> EventBus:
         return make_bus(self.settings.broker.redis_url)
@@ -76,7 +87,8 @@ class WorkerRuntime:
                 log.warning(
                     "SECURITY: data source %s: %s. sqlagent's guard keeps generated SQL read-only, but "
                     "use a SELECT-only role as well (deploy/sql/readonly_role.sql).",
-                    source.name, "; ".join(findings),
+                    source.name,
+                    "; ".join(findings),
                 )
 
     def start_sweeper(self) -> None:
@@ -102,7 +114,11 @@ class WorkerRuntime:
 
     async def target(self, source: DataSource, snapshot: SchemaSnapshot) -> PostgresTarget | SqliteTarget:
         # A SQLite target bakes the allowed tables into its authorizer: a new snapshot, a new target.
-        key = source.name if source.dialect == "postgresql" else f"{source.name}@{snapshot.taken_at.isoformat()}"
+        key = (
+            source.name
+            if source.dialect == "postgresql"
+            else f"{source.name}@{snapshot.taken_at.isoformat()}"
+        )
         existing = self._targets.get(key)
         if existing is not None:
             return existing

@@ -6,6 +6,7 @@ conditional update, so two sweepers at once do no harm: one wins, the other find
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -27,23 +28,33 @@ async def sweep_once(rt: WorkerRuntime) -> None:
     for attempt_id, tries in await attempts.expired_leases(rt.db, now=now):
         if tries >= MAX_TRIES:
             event = await attempts.transition(
-                rt.db, attempt_id, expected=RUNNING, to=Status.FAILED, lease_expired_before=now,
-                error_code="INTERNAL_ERROR", detail=f"the worker running this attempt was lost {tries} times",
+                rt.db,
+                attempt_id,
+                expected=RUNNING,
+                to=Status.FAILED,
+                lease_expired_before=now,
+                error_code="INTERNAL_ERROR",
+                detail=f"the worker running this attempt was lost {tries} times",
             )
         else:
             event = await attempts.transition(
-                rt.db, attempt_id, expected=RUNNING, to=Status.QUEUED, lease_expired_before=now,
-                lease_owner=None, lease_expires_at=None, dispatched_at=None,
+                rt.db,
+                attempt_id,
+                expected=RUNNING,
+                to=Status.QUEUED,
+                lease_expired_before=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                dispatched_at=None,
             )
         if event is not None:
             log.warning("attempt %s lost its worker (try %d): %s", attempt_id, tries, event.status)
-            try:
+            with contextlib.suppress(Exception):  # best effort; the rows are the truth
                 await rt.bus.publish(event)
-            except Exception:  # best effort; the rows are the truth
-                pass
 
     pending = await attempts.undispatched(
-        rt.db, older_than=now - DISPATCH_GRACE,
+        rt.db,
+        older_than=now - DISPATCH_GRACE,
         redispatch_before=now - timedelta(seconds=rt.settings.redispatch_after_s),
     )
     if pending:

@@ -37,39 +37,58 @@ class QueriesController(Controller):
     tags = ["queries"]
 
     @post(
-        "/", operation_id="submit_query", status_code=HTTP_202_ACCEPTED,
+        "/",
+        operation_id="submit_query",
+        status_code=HTTP_202_ACCEPTED,
         responses=error_responses(404, 409, 415),
     )
     async def submit(
-        self, request: Request[Any, Any, Any], data: AttemptCreate, state: State,
+        self,
+        request: Request[Any, Any, Any],
+        data: AttemptCreate,
+        state: State,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[AttemptRead]:
         attempt = await service.submit(services(state), request.user, data, idempotency_key)
         return Response(
-            attempt_read(attempt), status_code=HTTP_202_ACCEPTED,
+            attempt_read(attempt),
+            status_code=HTTP_202_ACCEPTED,
             headers={"Location": f"/api/queries/{attempt.id}"},
         )
 
     @get("/", operation_id="list_queries", responses=error_responses())
     async def list_attempts(
-        self, request: Request[Any, Any, Any], state: State, page: PageParam = 1,
-        page_size: PageSizeParam = 20, status: StatusFilter = None,
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        page: PageParam = 1,
+        page_size: PageSizeParam = 20,
+        status: StatusFilter = None,
         user_id: Annotated[int | None, Parameter(ge=1, description="admin only: one user's attempts")] = None,
     ) -> Page[AttemptRead]:
         user = request.user
-        owner = (user_id if user.role == "admin" else user.id)
+        owner = user_id if user.role == "admin" else user.id
         items, total = await attempts.page(
-            services(state).db, user_id=owner, status=status.value if status else None, page=page,
+            services(state).db,
+            user_id=owner,
+            status=status.value if status else None,
+            page=page,
             page_size=page_size,
         )
         return paginate([attempt_read(a) for a in items], page=page, page_size=page_size, total=total)
 
     @get("/{attempt_id:str}", operation_id="get_query", responses=error_responses(404))
-    async def get_attempt(self, request: Request[Any, Any, Any], attempt_id: str, state: State) -> AttemptRead:
+    async def get_attempt(
+        self, request: Request[Any, Any, Any], attempt_id: str, state: State
+    ) -> AttemptRead:
         return attempt_read(await service.visible_attempt(services(state), request.user, attempt_id))
 
-    @delete("/{attempt_id:str}", operation_id="delete_query", status_code=HTTP_204_NO_CONTENT,
-            responses=error_responses(404))
+    @delete(
+        "/{attempt_id:str}",
+        operation_id="delete_query",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=error_responses(404),
+    )
     async def delete_attempt(self, request: Request[Any, Any, Any], attempt_id: str, state: State) -> None:
         svc = services(state)
         attempt = await service.visible_attempt(svc, request.user, attempt_id)
@@ -77,8 +96,12 @@ class QueriesController(Controller):
         await attempts.request_cancel(svc.db, attempt.id)
         await attempts.delete(svc.db, attempt.id)
 
-    @post("/{attempt_id:str}/cancel", operation_id="cancel_query", status_code=HTTP_202_ACCEPTED,
-          responses=error_responses(404, 409, 415))
+    @post(
+        "/{attempt_id:str}/cancel",
+        operation_id="cancel_query",
+        status_code=HTTP_202_ACCEPTED,
+        responses=error_responses(404, 409, 415),
+    )
     async def cancel(self, request: Request[Any, Any, Any], attempt_id: str, state: State) -> AttemptRead:
         svc = services(state)
         attempt = await service.visible_attempt(svc, request.user, attempt_id)
@@ -86,7 +109,11 @@ class QueriesController(Controller):
 
     @get("/{attempt_id:str}/results", operation_id="get_query_results", responses=error_responses(404, 409))
     async def get_results(
-        self, request: Request[Any, Any, Any], attempt_id: str, state: State, page: PageParam = 1,
+        self,
+        request: Request[Any, Any, Any],
+        attempt_id: str,
+        state: State,
+        page: PageParam = 1,
         page_size: ResultPageSize = 100,
     ) -> ResultsPage:
         svc = services(state)
@@ -94,15 +121,21 @@ class QueriesController(Controller):
         meta = await _stored(svc, attempt)
         rows = await results.rows_slice(svc.db, attempt.id, (page - 1) * page_size, page_size)
         return ResultsPage(
-            columns=[ResultColumn(c.name, c.type) for c in meta.columns], rows=rows, truncated=meta.truncated,
+            columns=[ResultColumn(c.name, c.type) for c in meta.columns],
+            rows=rows,
+            truncated=meta.truncated,
             pagination=Pagination(
-                page=page, page_size=page_size, total_count=meta.row_count,
+                page=page,
+                page_size=page_size,
+                total_count=meta.row_count,
                 total_pages=(meta.row_count + page_size - 1) // page_size,
             ),
         )
 
     @get(
-        "/{attempt_id:str}/results.csv", operation_id="get_query_results_csv", media_type="text/csv",
+        "/{attempt_id:str}/results.csv",
+        operation_id="get_query_results_csv",
+        media_type="text/csv",
         responses=error_responses(404, 409),
     )
     async def get_results_csv(self, request: Request[Any, Any, Any], attempt_id: str, state: State) -> Stream:
@@ -111,14 +144,23 @@ class QueriesController(Controller):
         meta = await _stored(svc, attempt)
         chunks = await results.all_chunks(svc.db, attempt.id)
         return Stream(
-            _csv(meta.columns, chunks), media_type="text/csv; charset=utf-8",
+            _csv(meta.columns, chunks),
+            media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{attempt.id}.csv"'},
         )
 
-    @get("/{attempt_id:str}/events", operation_id="stream_query_events", responses=error_responses(404),
-         media_type="text/event-stream")
+    @get(
+        "/{attempt_id:str}/events",
+        operation_id="stream_query_events",
+        responses=error_responses(404),
+        media_type="text/event-stream",
+    )
     async def stream_events(
-        self, request: Request[Any, Any, Any], attempt_id: str, state: State, last_event_id: LastEventId = None
+        self,
+        request: Request[Any, Any, Any],
+        attempt_id: str,
+        state: State,
+        last_event_id: LastEventId = None,
     ) -> ServerSentEvent:
         svc = services(state)
         attempt = await service.visible_attempt(svc, request.user, attempt_id)

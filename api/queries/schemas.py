@@ -13,7 +13,7 @@ MAX_QUESTION = 5000
 
 
 class AttemptCreate(msgspec.Struct, forbid_unknown_fields=True):
-    # Checked again after trimming (1–5,000 characters); the raw bound only stops absurd bodies early.
+    # Checked again after trimming (1 to 5,000 characters); the raw bound only stops absurd bodies early.
     question: Annotated[str, msgspec.Meta(max_length=50_000)]
     data_source: DataSourceName = "default"
 
@@ -51,12 +51,23 @@ def _ms(later: datetime | None, earlier: datetime | None) -> int | None:
 
 def attempt_read(a: Attempt) -> AttemptRead:
     return AttemptRead(
-        id=a.id, question=a.question, data_source=a.data_source, status=a.status, sql=a.sql,
-        explanation=a.explanation, error_code=a.error_code, error_detail=a.error_detail,
-        row_count=a.row_count, truncated=a.truncated, created_at=a.created_at, started_at=a.started_at,
+        id=a.id,
+        question=a.question,
+        data_source=a.data_source,
+        status=a.status,
+        sql=a.sql,
+        explanation=a.explanation,
+        error_code=a.error_code,
+        error_detail=a.error_detail,
+        row_count=a.row_count,
+        truncated=a.truncated,
+        created_at=a.created_at,
+        started_at=a.started_at,
         finished_at=a.finished_at,
         timings=Timings(
-            queue_ms=_ms(a.started_at, a.created_at), llm_ms=a.llm_ms, exec_ms=a.exec_ms,
+            queue_ms=_ms(a.started_at, a.created_at),
+            llm_ms=a.llm_ms,
+            exec_ms=a.exec_ms,
             total_ms=_ms(a.finished_at, a.created_at),
         ),
         rounds=a.rounds,

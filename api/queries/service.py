@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import timedelta
 
@@ -28,7 +29,9 @@ async def submit(svc: Services, user: User, data: AttemptCreate, idempotency_key
     if len(question) > MAX_QUESTION:
         raise RequestValidationError(["body", "question"], f"must be at most {MAX_QUESTION} characters")
     if svc.settings.data_source(data.data_source) is None:
-        raise DataSourceNotFound(f"No data source named {data.data_source!r}; GET /api/data-sources lists them")
+        raise DataSourceNotFound(
+            f"No data source named {data.data_source!r}; GET /api/data-sources lists them"
+        )
 
     request_hash = _request_hash(question, data.data_source)
     if idempotency_key is not None:
@@ -37,8 +40,12 @@ async def submit(svc: Services, user: User, data: AttemptCreate, idempotency_key
             return existing
     try:
         attempt = await attempts.create(
-            svc.db, user_id=user.id, question=question, data_source=data.data_source,
-            idempotency_key=idempotency_key, request_hash=request_hash if idempotency_key else None,
+            svc.db,
+            user_id=user.id,
+            question=question,
+            data_source=data.data_source,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash if idempotency_key else None,
         )
     except Exception as exc:
         # Two requests with the same key raced: the other one created it.
@@ -83,10 +90,9 @@ async def cancel(svc: Services, attempt: Attempt) -> Attempt:
         # LLM call or the database statement.
         await attempts.request_cancel(svc.db, attempt.id)
     else:
-        try:
+        # Best effort: subscribers re-read the event rows.
+        with contextlib.suppress(Exception):
             await svc.bus.publish(event)
-        except Exception:  # best effort, as above
-            pass
     refreshed = await attempts.get(svc.db, attempt.id)
     if refreshed is None:
         raise QueryNotFound()

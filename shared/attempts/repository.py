@@ -20,9 +20,25 @@ _COLUMNS = (
 )
 
 _FIELDS = frozenset(
-    {"sql", "explanation", "error_code", "error_detail", "row_count", "truncated", "rounds",
-     "prompt_tokens", "completion_tokens", "llm_ms", "exec_ms", "started_at", "finished_at",
-     "lease_owner", "lease_expires_at", "tries", "dispatched_at"}
+    {
+        "sql",
+        "explanation",
+        "error_code",
+        "error_detail",
+        "row_count",
+        "truncated",
+        "rounds",
+        "prompt_tokens",
+        "completion_tokens",
+        "llm_ms",
+        "exec_ms",
+        "started_at",
+        "finished_at",
+        "lease_owner",
+        "lease_expires_at",
+        "tries",
+        "dispatched_at",
+    }
 )
 
 
@@ -39,8 +55,12 @@ def _attempt(row: Row) -> Attempt:
 
 def _event(row: Row) -> Event:
     return Event(
-        id=row["attempt_id"], seq=row["seq"], status=row["status"], at=row["at"],
-        error_code=row["error_code"], detail=row["detail"],
+        id=row["attempt_id"],
+        seq=row["seq"],
+        status=row["status"],
+        at=row["at"],
+        error_code=row["error_code"],
+        detail=row["detail"],
     )
 
 
@@ -66,11 +86,18 @@ async def create(
             f"""INSERT INTO attempts (id, user_id, question, data_source, status, seq, created_at,
                                       idempotency_key, request_hash)
                 VALUES ($1, $2, $3, $4, 'queued', 1, $5, $6, $7) RETURNING {_COLUMNS}""",
-            attempt_id, user_id, question, data_source, now, idempotency_key, request_hash,
+            attempt_id,
+            user_id,
+            question,
+            data_source,
+            now,
+            idempotency_key,
+            request_hash,
         )
         await tx.execute(
             "INSERT INTO attempt_events (attempt_id, seq, status, at) VALUES ($1, 1, 'queued', $2)",
-            attempt_id, now,
+            attempt_id,
+            now,
         )
     assert row is not None
     return _attempt(row)
@@ -85,7 +112,9 @@ async def get_by_idempotency_key(db: Executor, user_id: int, key: str, since: da
     row = await db.fetchrow(
         f"""SELECT {_COLUMNS} FROM attempts
             WHERE user_id = $1 AND idempotency_key = $2 AND created_at >= $3""",
-        user_id, key, since,
+        user_id,
+        key,
+        since,
     )
     return None if row is None else _attempt(row)
 
@@ -95,7 +124,9 @@ async def expire_idempotency_key(db: Executor, user_id: int, key: str, before: d
     await db.execute(
         """UPDATE attempts SET idempotency_key = NULL
            WHERE user_id = $1 AND idempotency_key = $2 AND created_at < $3""",
-        user_id, key, before,
+        user_id,
+        key,
+        before,
     )
 
 
@@ -107,7 +138,8 @@ async def page(
     page: int,
     page_size: int,
 ) -> tuple[list[Attempt], int]:
-    conditions, args = [], []
+    conditions: list[str] = []
+    args: list[Any] = []
     if user_id is not None:
         args.append(user_id)
         conditions.append(f"user_id = ${len(args)}")
@@ -119,7 +151,9 @@ async def page(
     rows = await db.fetch(
         f"""SELECT {_COLUMNS} FROM attempts {where}
             ORDER BY created_at DESC, id DESC LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",
-        *args, page_size, (page - 1) * page_size,
+        *args,
+        page_size,
+        (page - 1) * page_size,
     )
     return [_attempt(r) for r in rows], int(total)
 
@@ -130,7 +164,8 @@ async def mark_dispatched(db: Executor, attempt_ids: Collection[str]) -> None:
     placeholders, items = _in_list(attempt_ids, 2)
     await db.execute(
         f"UPDATE attempts SET dispatched_at = $1 WHERE id IN {placeholders} AND status = 'queued'",
-        utcnow(), *items,
+        utcnow(),
+        *items,
     )
 
 
@@ -150,8 +185,14 @@ async def transition(
     reaper or a cancel got there first — and nothing was written."""
     async with db.transaction() as tx:
         return await transition_in(
-            tx, attempt_id, expected=expected, to=to, error_code=error_code, detail=detail,
-            lease_expired_before=lease_expired_before, **fields,
+            tx,
+            attempt_id,
+            expected=expected,
+            to=to,
+            error_code=error_code,
+            detail=detail,
+            lease_expired_before=lease_expired_before,
+            **fields,
         )
 
 
@@ -193,14 +234,20 @@ async def transition_in(
     seq = await tx.fetchval(
         f"UPDATE attempts SET {', '.join(sets)} WHERE id = $1{condition} AND status IN {placeholders} "
         "RETURNING seq",
-        *args, *items,
+        *args,
+        *items,
     )
     if seq is None:
         return None
     await tx.execute(
         """INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
            VALUES ($1, $2, $3, $4, $5, $6)""",
-        attempt_id, seq, to.value, now, error_code, detail,
+        attempt_id,
+        seq,
+        to.value,
+        now,
+        error_code,
+        detail,
     )
     return Event(id=attempt_id, seq=seq, status=to.value, at=now, error_code=error_code, detail=detail)
 
@@ -209,9 +256,14 @@ async def claim(db: Database, attempt_id: str, *, owner: str, lease_s: float) ->
     """queued → generating, taking the lease. None when someone else already has it."""
     now = utcnow()
     return await transition(
-        db, attempt_id, expected={Status.QUEUED}, to=Status.GENERATING,
-        lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s),
-        started_at=now, tries=INCREMENT,
+        db,
+        attempt_id,
+        expected={Status.QUEUED},
+        to=Status.GENERATING,
+        lease_owner=owner,
+        lease_expires_at=now + timedelta(seconds=lease_s),
+        started_at=now,
+        tries=INCREMENT,
     )
 
 
@@ -222,7 +274,10 @@ async def renew_lease(db: Executor, attempt_id: str, *, owner: str, lease_s: flo
         f"""UPDATE attempts SET lease_expires_at = $3
             WHERE id = $1 AND lease_owner = $2 AND status IN {placeholders}
             RETURNING cancel_requested""",
-        attempt_id, owner, utcnow() + timedelta(seconds=lease_s), *items,
+        attempt_id,
+        owner,
+        utcnow() + timedelta(seconds=lease_s),
+        *items,
     )
     return None if row is None else bool(row["cancel_requested"])
 
@@ -235,7 +290,8 @@ async def events_after(db: Executor, attempt_id: str, after_seq: int) -> list[Ev
     rows = await db.fetch(
         """SELECT attempt_id, seq, status, at, error_code, detail FROM attempt_events
            WHERE attempt_id = $1 AND seq > $2 ORDER BY seq""",
-        attempt_id, after_seq,
+        attempt_id,
+        after_seq,
     )
     return [_event(r) for r in rows]
 
@@ -255,7 +311,9 @@ async def undispatched(
            WHERE status = 'queued' AND created_at < $1
              AND (dispatched_at IS NULL OR dispatched_at < $2)
            ORDER BY created_at LIMIT $3""",
-        older_than, redispatch_before or older_than - timedelta(minutes=5), limit,
+        older_than,
+        redispatch_before or older_than - timedelta(minutes=5),
+        limit,
     )
     return [r["id"] for r in rows]
 
@@ -266,15 +324,21 @@ async def expired_leases(db: Executor, *, now: datetime, limit: int = 100) -> li
         f"""SELECT id, tries FROM attempts
             WHERE lease_expires_at < $1 AND status IN {placeholders}
             ORDER BY lease_expires_at LIMIT $2""",
-        now, limit, *items,
+        now,
+        limit,
+        *items,
     )
     return [(r["id"], r["tries"]) for r in rows]
 
 
 async def cancel_queued(db: Database, attempt_id: str) -> Event | None:
     return await transition(
-        db, attempt_id, expected={Status.QUEUED}, to=Status.CANCELLED,
-        error_code="CANCELLED", detail="cancelled by the user",
+        db,
+        attempt_id,
+        expected={Status.QUEUED},
+        to=Status.CANCELLED,
+        error_code="CANCELLED",
+        detail="cancelled by the user",
     )
 
 
@@ -286,4 +350,3 @@ async def counts_by_terminal_status(db: Executor) -> dict[tuple[str, str], int]:
         *items,
     )
     return {(r["status"], r["error_code"]): int(r["n"]) for r in rows}
-

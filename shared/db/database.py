@@ -105,7 +105,7 @@ class SqliteDatabase(_SqliteExecutor):
         conn = await aiosqlite.connect(
             str(path), detect_types=sqlite3.PARSE_DECLTYPES, isolation_level=None, timeout=30
         )
-        conn.row_factory = _dict_row
+        conn.row_factory = _dict_row  # type: ignore[assignment]
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA foreign_keys=ON")
@@ -178,7 +178,11 @@ class PostgresDatabase(_PostgresExecutor):
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_pg_connection, timeout=10,
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_pg_connection,
+            timeout=10,
             command_timeout=60,
         )
         return cls(pool)

@@ -8,16 +8,80 @@ answers the question without the LLM (SPEC), so the bar is high and numbers must
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
 from typing import TypeVar
 
 # Words that carry no meaning for matching. Negations are deliberately absent.
 _STOPWORDS = frozenset(
-    "a an the of in on at to for by with from and or is are was were be been being there their "
-    "what which who whom whose how many much do does did show me list give find tell please i we "
-    "our my all each every per as that this these those it its have has had can could would should "
-    "get return display".split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "by",
+        "with",
+        "from",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "there",
+        "their",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "how",
+        "many",
+        "much",
+        "do",
+        "does",
+        "did",
+        "show",
+        "me",
+        "list",
+        "give",
+        "find",
+        "tell",
+        "please",
+        "i",
+        "we",
+        "our",
+        "my",
+        "all",
+        "each",
+        "every",
+        "per",
+        "as",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "have",
+        "has",
+        "had",
+        "can",
+        "could",
+        "would",
+        "should",
+        "get",
+        "return",
+        "display",
+    ]
 )
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -49,7 +113,9 @@ def similarity(a: str, b: str) -> float:
     return 0.7 * jaccard + 0.3 * order
 
 
-def closest(question: str, candidates: Sequence[T], text_of: callable, *, limit: int = 5) -> list[tuple[float, T]]:  # type: ignore[valid-type]
+def closest(
+    question: str, candidates: Sequence[T], text_of: Callable[[T], str], *, limit: int = 5
+) -> list[tuple[float, T]]:
     scored = [(similarity(question, text_of(c)), c) for c in candidates]
     scored = [s for s in scored if s[0] > 0]
     scored.sort(key=lambda s: -s[0])

@@ -33,7 +33,12 @@ async def create(
     row = await db.fetchrow(
         f"""INSERT INTO knowledge_examples (question, sql, data_source, notes, created_by, created_at, updated_at)
             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {_COLUMNS}""",
-        question, sql, data_source, notes, created_by, now,
+        question,
+        sql,
+        data_source,
+        notes,
+        created_by,
+        now,
     )
     assert row is not None
     return _example(row)
@@ -50,7 +55,12 @@ async def update(
     row = await db.fetchrow(
         f"""UPDATE knowledge_examples SET question = $2, sql = $3, data_source = $4, notes = $5, updated_at = $6
             WHERE id = $1 RETURNING {_COLUMNS}""",
-        example_id, question, sql, data_source, notes, utcnow(),
+        example_id,
+        question,
+        sql,
+        data_source,
+        notes,
+        utcnow(),
     )
     return None if row is None else _example(row)
 
@@ -67,7 +77,9 @@ async def page(
     rows = await db.fetch(
         f"""SELECT {_COLUMNS} FROM knowledge_examples {where}
             ORDER BY id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",
-        *args, page_size, (page - 1) * page_size,
+        *args,
+        page_size,
+        (page - 1) * page_size,
     )
     return [_example(r) for r in rows], int(total)
 
@@ -83,6 +95,7 @@ async def exists_for(db: Executor, data_source: str, question: str) -> bool:
     return bool(
         await db.fetchval(
             "SELECT count(*) FROM knowledge_examples WHERE data_source = $1 AND question = $2",
-            data_source, question,
+            data_source,
+            question,
         )
     )

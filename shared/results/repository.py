@@ -46,13 +46,20 @@ async def store(
         """INSERT INTO attempt_results (attempt_id, columns, row_count, truncated, byte_size, chunk_rows,
                                         created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        attempt_id, _encoder.encode(list(columns)).decode(), len(rows), truncated, byte_size, CHUNK_ROWS,
+        attempt_id,
+        _encoder.encode(list(columns)).decode(),
+        len(rows),
+        truncated,
+        byte_size,
+        CHUNK_ROWS,
         utcnow(),
     )
     for chunk, start in enumerate(range(0, len(rows), CHUNK_ROWS)):
         await tx.execute(
             "INSERT INTO result_chunks (attempt_id, chunk, rows) VALUES ($1, $2, $3)",
-            attempt_id, chunk, _encoder.encode(rows[start : start + CHUNK_ROWS]),
+            attempt_id,
+            chunk,
+            _encoder.encode(rows[start : start + CHUNK_ROWS]),
         )
 
 
@@ -64,8 +71,11 @@ async def get_meta(db: Executor, attempt_id: str) -> StoredResult | None:
     if row is None:
         return None
     return StoredResult(
-        columns=_columns_decoder.decode(row["columns"]), row_count=row["row_count"],
-        truncated=bool(row["truncated"]), byte_size=row["byte_size"], created_at=row["created_at"],
+        columns=_columns_decoder.decode(row["columns"]),
+        row_count=row["row_count"],
+        truncated=bool(row["truncated"]),
+        byte_size=row["byte_size"],
+        created_at=row["created_at"],
     )
 
 
@@ -75,7 +85,9 @@ async def rows_slice(db: Executor, attempt_id: str, offset: int, limit: int) -> 
     first, last = offset // CHUNK_ROWS, (offset + limit - 1) // CHUNK_ROWS
     chunks = await db.fetch(
         "SELECT chunk, rows FROM result_chunks WHERE attempt_id = $1 AND chunk BETWEEN $2 AND $3 ORDER BY chunk",
-        attempt_id, first, last,
+        attempt_id,
+        first,
+        last,
     )
     rows: list[list[object]] = []
     for chunk in chunks:
@@ -85,9 +97,7 @@ async def rows_slice(db: Executor, attempt_id: str, offset: int, limit: int) -> 
 
 
 async def all_chunks(db: Executor, attempt_id: str) -> list[list[list[object]]]:
-    chunks = await db.fetch(
-        "SELECT rows FROM result_chunks WHERE attempt_id = $1 ORDER BY chunk", attempt_id
-    )
+    chunks = await db.fetch("SELECT rows FROM result_chunks WHERE attempt_id = $1 ORDER BY chunk", attempt_id)
     return [_rows_decoder.decode(c["rows"]) for c in chunks]
 
 

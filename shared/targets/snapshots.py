@@ -23,7 +23,9 @@ async def latest(db: Executor, data_source: str) -> SchemaSnapshot | None:
 async def save(db: Executor, snapshot: SchemaSnapshot) -> None:
     await db.execute(
         "INSERT INTO schema_snapshots (data_source, taken_at, snapshot) VALUES ($1, $2, $3)",
-        snapshot.data_source, snapshot.taken_at, _encoder.encode(snapshot).decode(),
+        snapshot.data_source,
+        snapshot.taken_at,
+        _encoder.encode(snapshot).decode(),
     )
     # Keep a short history for operators; older snapshots are noise.
     await db.execute(

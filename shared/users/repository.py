@@ -50,7 +50,10 @@ def digest(secret: str) -> str:
 
 def _user(row: Row) -> User:
     return User(
-        id=row["id"], username=row["username"], role=row["role"], active=bool(row["active"]),
+        id=row["id"],
+        username=row["username"],
+        role=row["role"],
+        active=bool(row["active"]),
         created_at=row["created_at"],
     )
 
@@ -64,7 +67,10 @@ async def create_user(db: Executor, *, username: str, password_hash: str, role: 
     row = await db.fetchrow(
         f"""INSERT INTO users (username, password_hash, role, active, created_at, password_changed_at)
             VALUES ($1, $2, $3, TRUE, $4, $4) RETURNING {_USER_COLUMNS}""",
-        username, password_hash, role, now,
+        username,
+        password_hash,
+        role,
+        now,
     )
     assert row is not None
     return _user(row)
@@ -76,9 +82,7 @@ async def get_user(db: Executor, user_id: int) -> User | None:
 
 
 async def get_login(db: Executor, username: str) -> tuple[User, str] | None:
-    row = await db.fetchrow(
-        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE username = $1", username
-    )
+    row = await db.fetchrow(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE username = $1", username)
     return None if row is None else (_user(row), row["password_hash"])
 
 
@@ -86,7 +90,8 @@ async def list_users(db: Executor, *, page: int, page_size: int) -> tuple[list[U
     total = await db.fetchval("SELECT count(*) FROM users")
     rows = await db.fetch(
         f"SELECT {_USER_COLUMNS} FROM users ORDER BY id LIMIT $1 OFFSET $2",
-        page_size, (page - 1) * page_size,
+        page_size,
+        (page - 1) * page_size,
     )
     return [_user(r) for r in rows], int(total)
 
@@ -99,12 +104,16 @@ async def set_password(
     async with db.transaction() as tx:
         await tx.execute(
             "UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
-            user_id, password_hash, now,
+            user_id,
+            password_hash,
+            now,
         )
         await tx.execute(
             """UPDATE sessions SET revoked_at = $2
                WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $3""",
-            user_id, now, keep_session,
+            user_id,
+            now,
+            keep_session,
         )
 
 
@@ -118,7 +127,12 @@ class LastActiveAdmin(Exception):
 
 
 async def update_user(
-    db: Database, user_id: int, *, role: str | None, active: bool | None, password_hash: str | None = None,
+    db: Database,
+    user_id: int,
+    *,
+    role: str | None,
+    active: bool | None,
+    password_hash: str | None = None,
     keep_session: int | None = None,
 ) -> User | None:
     """Change the role, active flag and/or password in one transaction (all or nothing).
@@ -141,13 +155,19 @@ async def update_user(
                     password_hash = COALESCE($4, password_hash),
                     password_changed_at = CASE WHEN $4 IS NULL THEN password_changed_at ELSE $5 END
                 WHERE id = $1 RETURNING {_USER_COLUMNS}""",
-            user_id, role, active, password_hash, now,
+            user_id,
+            role,
+            active,
+            password_hash,
+            now,
         )
         if row is None:
             return None
         was_admin = before["role"] == "admin" and bool(before["active"])
-        if removes_admin and was_admin and not await tx.fetchval(
-            "SELECT count(*) FROM users WHERE role = 'admin' AND active"
+        if (
+            removes_admin
+            and was_admin
+            and not await tx.fetchval("SELECT count(*) FROM users WHERE role = 'admin' AND active")
         ):
             raise LastActiveAdmin()
         if active is False:
@@ -156,13 +176,16 @@ async def update_user(
             )
             await tx.execute(
                 "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-                user_id, now,
+                user_id,
+                now,
             )
         elif password_hash is not None:
             await tx.execute(
                 """UPDATE sessions SET revoked_at = $2
                    WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $3""",
-                user_id, now, keep_session,
+                user_id,
+                now,
+                keep_session,
             )
     return _user(row)
 
@@ -176,7 +199,10 @@ async def create_session(db: Executor, user_id: int) -> tuple[str, datetime]:
     expires = now + SESSION_TTL
     await db.execute(
         "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        digest(secret), user_id, now, expires,
+        digest(secret),
+        user_id,
+        now,
+        expires,
     )
     return secret, expires
 
@@ -207,7 +233,10 @@ async def create_token(db: Executor, user_id: int, name: str) -> tuple[TokenInfo
     row = await db.fetchrow(
         """INSERT INTO api_tokens (token_hash, user_id, name, created_at) VALUES ($1, $2, $3, $4)
            RETURNING id, name, created_at, last_used_at""",
-        digest(secret), user_id, name, utcnow(),
+        digest(secret),
+        user_id,
+        name,
+        utcnow(),
     )
     assert row is not None
     return TokenInfo(**row), secret
@@ -222,7 +251,9 @@ async def list_tokens(
     rows = await db.fetch(
         """SELECT id, name, created_at, last_used_at FROM api_tokens
            WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id LIMIT $2 OFFSET $3""",
-        user_id, page_size, (page - 1) * page_size,
+        user_id,
+        page_size,
+        (page - 1) * page_size,
     )
     return [TokenInfo(**r) for r in rows], int(total)
 
@@ -231,7 +262,9 @@ async def revoke_token(db: Executor, user_id: int, token_id: int) -> bool:
     return (
         await db.execute(
             "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-            token_id, user_id, utcnow(),
+            token_id,
+            user_id,
+            utcnow(),
         )
         > 0
     )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from support.stack import base_env, cli
 
 

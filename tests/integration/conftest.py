@@ -5,10 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from shared.demo import DEMO_DB_PATH
 from support.llm_server import LlmServer
 from support.stack import Stack, base_env, cli
+
+from shared.demo import DEMO_DB_PATH
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,7 @@ def _start(tmp: Path, database_url: str, redis_url: str, llm: LlmServer) -> Stac
 def stack(request, tmp_path_factory, pg_app_url, redis_url, llm) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     """API + Celery worker processes on Redis, over each app database."""
     tmp = tmp_path_factory.mktemp(f"stack-{request.param}")
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{tmp}/app.db"
-    else:
-        database_url = pg_app_url
+    database_url = f"sqlite:///{tmp}/app.db" if request.param == "sqlite" else pg_app_url
     stack = _start(tmp, database_url, redis_url, llm)
     try:
         yield stack

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from integration.conftest import demo_rows
-from shared.demo import load_examples
 from support.stack import Stack, base_env, free_port, wait_terminal
+
+from shared.demo import load_examples
 
 pytestmark = [pytest.mark.integration]
 
@@ -64,7 +64,9 @@ def test_knowledge_question_answers_without_an_llm(demo) -> None:  # type: ignor
 def test_novel_question_fails_with_llm_not_configured(demo) -> None:  # type: ignore[no-untyped-def]
     stack, token = demo
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}) as client:
-        attempt_id = client.post("/api/queries", json={"question": "What is the airspeed of a swallow?"}).json()["id"]
+        attempt_id = client.post(
+            "/api/queries", json={"question": "What is the airspeed of a swallow?"}
+        ).json()["id"]
         final = wait_terminal(client, attempt_id)
     assert final["status"] == "failed" and final["error_code"] == "LLM_NOT_CONFIGURED"
     assert "SQLAGENT_LLM_BASE_URL" in final["error_detail"]

@@ -8,7 +8,6 @@ import io
 import json
 
 import pytest
-
 from integration.conftest import demo_rows
 from support.stack import wait_terminal
 
@@ -41,7 +40,10 @@ def test_a_question_reaches_succeeded_with_the_right_rows(stack, llm) -> None:  
         assert [c["name"] for c in page["columns"]] == ["country", "customers"]
         assert page["rows"] == expected[:5]
         assert page["pagination"] == {
-            "page": 1, "page_size": 5, "total_count": len(expected), "total_pages": -(-len(expected) // 5)
+            "page": 1,
+            "page_size": 5,
+            "total_count": len(expected),
+            "total_pages": -(-len(expected) // 5),
         }
         last = client.get(f"/api/queries/{created['id']}/results", params={"page": 3, "page_size": 5}).json()
         assert last["rows"] == expected[10:15]

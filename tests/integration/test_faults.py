@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
-from support.pg import create_pg_database, drop_pg_database, pg_url
 from support.llm_server import LlmServer
+from support.pg import create_pg_database, drop_pg_database, pg_url
 from support.services import RedisServer
 from support.stack import Stack, base_env, cli, wait_terminal
 
@@ -87,9 +86,11 @@ def test_worker_killed_during_llm_and_during_statement(tmp_path, llm, target_url
         assert [f["status"] for f in finals] == ["succeeded"] * 6, finals
         assert all(f["row_count"] == 1 for f in finals)
         # The reaper sent each lost attempt back through `queued` once.
-        with stack.client("alice", "alice-password") as client:
-            with client.stream("GET", f"/api/queries/{in_llm[0]}/events") as resp:
-                statuses = [line for line in resp.iter_lines() if line.startswith("data:")]
+        with (
+            stack.client("alice", "alice-password") as client,
+            client.stream("GET", f"/api/queries/{in_llm[0]}/events") as resp,
+        ):
+            statuses = [line for line in resp.iter_lines() if line.startswith("data:")]
         assert sum('"status":"queued"' in s for s in statuses) == 2
     finally:
         stack.stop()
@@ -121,7 +122,9 @@ def test_api_killed_while_attempts_run(tmp_path, llm, target_url) -> None:  # ty
     redis = RedisServer(tmp_path).start()
     stack = make_stack(tmp_path, redis, llm, target_url)
     try:
-        llm.add("api crash question", {"delay_s": 1, "then": {"sql": "SELECT 3 AS three", "explanation": "3"}})
+        llm.add(
+            "api crash question", {"delay_s": 1, "then": {"sql": "SELECT 3 AS three", "explanation": "3"}}
+        )
         api = stack.start_api()
         stack.start_worker()
         with stack.token_client("alice", "alice-password") as client:
@@ -145,7 +148,10 @@ def test_llm_outages(tmp_path, llm, target_url) -> None:  # type: ignore[no-unty
         tmp_path, redis, llm, target_url, SQLAGENT_LLM_MAX_RETRIES="2", SQLAGENT_LLM_TIMEOUT_S="1"
     )
     try:
-        llm.add("flaky llm", {"fail_times": 2, "status": 503, "then": {"sql": "SELECT 4 AS four", "explanation": "4"}})
+        llm.add(
+            "flaky llm",
+            {"fail_times": 2, "status": 503, "then": {"sql": "SELECT 4 AS four", "explanation": "4"}},
+        )
         llm.add("dead llm", {"status": 503})
         llm.add("hanging llm", {"delay_s": 10, "then": {"sql": "SELECT 5", "explanation": "late"}})
         stack.start_api()
@@ -158,7 +164,10 @@ def test_llm_outages(tmp_path, llm, target_url) -> None:  # type: ignore[no-unty
             assert (dead_final["status"], dead_final["error_code"]) == ("failed", "LLM_SERVICE_UNAVAILABLE")
             assert "503" in dead_final["error_detail"]
             hanging_final = wait_terminal(client, hanging)
-            assert (hanging_final["status"], hanging_final["error_code"]) == ("failed", "LLM_SERVICE_UNAVAILABLE")
+            assert (hanging_final["status"], hanging_final["error_code"]) == (
+                "failed",
+                "LLM_SERVICE_UNAVAILABLE",
+            )
         assert len(llm.calls("dead llm")) == 3  # max_retries + 1 calls
     finally:
         stack.stop()
@@ -169,7 +178,12 @@ def test_llm_outages(tmp_path, llm, target_url) -> None:  # type: ignore[no-unty
 def test_deadline_timeout_cancel_and_idempotency(tmp_path, llm, target_url) -> None:  # type: ignore[no-untyped-def]
     redis = RedisServer(tmp_path).start()
     stack = make_stack(
-        tmp_path, redis, llm, target_url, SQLAGENT_ATTEMPT_DEADLINE_S="2", SQLAGENT_STATEMENT_TIMEOUT_S="0.5",
+        tmp_path,
+        redis,
+        llm,
+        target_url,
+        SQLAGENT_ATTEMPT_DEADLINE_S="2",
+        SQLAGENT_STATEMENT_TIMEOUT_S="0.5",
         SQLAGENT_LEASE_S="0.6",
     )
     try:
@@ -189,7 +203,9 @@ def test_deadline_timeout_cancel_and_idempotency(tmp_path, llm, target_url) -> N
             again = client.post("/api/queries", json=body, headers={"Idempotency-Key": "k-1"})
             assert first.status_code == again.status_code == 202
             assert first.json()["id"] == again.json()["id"]
-            other = client.post("/api/queries", json={"question": "different"}, headers={"Idempotency-Key": "k-1"})
+            other = client.post(
+                "/api/queries", json={"question": "different"}, headers={"Idempotency-Key": "k-1"}
+            )
             assert other.status_code == 409 and other.json()["error_code"] == "INVALID_STATE"
 
             stack.start_worker()

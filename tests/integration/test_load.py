@@ -9,7 +9,6 @@ from collections import Counter
 import asyncpg
 import httpx
 import pytest
-
 from support.llm_server import LlmServer
 from support.stack import Stack, base_env, cli
 
@@ -21,7 +20,9 @@ TERMINAL = {"succeeded", "failed", "rejected", "timed_out", "cancelled"}
 
 
 async def _user_session(base_url: str, token: str, n: int) -> list[str]:
-    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as c:
         ids = []
         for i in range(n):
             resp = await c.post("/api/queries", json={"question": f"load question {i}"})
@@ -44,8 +45,12 @@ async def _user_session(base_url: str, token: str, n: int) -> list[str]:
 def test_concurrent_users(tmp_path, pg_app_url, redis_url) -> None:  # type: ignore[no-untyped-def]
     with LlmServer({"default": {"sql": "SELECT 1 AS one", "explanation": "one"}}) as llm:
         stack = Stack(
-            env=base_env(SQLAGENT_DATABASE_URL=pg_app_url, SQLAGENT_BROKER_URL=redis_url,
-                         SQLAGENT_LLM_BASE_URL=llm.base_url, SQLAGENT_REDISPATCH_AFTER_S="60"),
+            env=base_env(
+                SQLAGENT_DATABASE_URL=pg_app_url,
+                SQLAGENT_BROKER_URL=redis_url,
+                SQLAGENT_LLM_BASE_URL=llm.base_url,
+                SQLAGENT_REDISPATCH_AFTER_S="60",
+            ),
             workdir=tmp_path,
         )
         assert cli("migrate", env=stack.env).returncode == 0
@@ -57,8 +62,13 @@ def test_concurrent_users(tmp_path, pg_app_url, redis_url) -> None:  # type: ign
                 tokens = []
                 for u in range(USERS):
                     name = f"load{u}"
-                    assert admin.post("/api/admin/users", json={"username": name, "password": "pw-" + name * 2,
-                                                                "role": "user"}).status_code == 201
+                    assert (
+                        admin.post(
+                            "/api/admin/users",
+                            json={"username": name, "password": "pw-" + name * 2, "role": "user"},
+                        ).status_code
+                        == 201
+                    )
                     with stack.client(name, "pw-" + name * 2) as session:
                         tokens.append(session.post("/api/auth/tokens", json={"name": "load"}).json()["token"])
 
@@ -76,7 +86,8 @@ def test_concurrent_users(tmp_path, pg_app_url, redis_url) -> None:  # type: ign
         conn = await asyncpg.connect(pg_app_url)
         try:
             statuses = Counter(
-                r["status"] for r in await conn.fetch("SELECT status FROM attempts WHERE id = ANY($1)", all_ids)
+                r["status"]
+                for r in await conn.fetch("SELECT status FROM attempts WHERE id = ANY($1)", all_ids)
             )
             # Each attempt was claimed (and run) exactly once: one `generating` event each.
             runs = await conn.fetch(

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import asyncpg
-
 from support.pg import create_pg_database, drop_pg_database, pg_url
+
 from shared.db.migrate import available, migrate, pending
 
 
@@ -26,8 +26,11 @@ def _run_migrate_processes(url: str, n: int) -> list[subprocess.CompletedProcess
     env = {"SQLAGENT_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "migrate"], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "cli.main", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(n)
     ]

@@ -27,7 +27,9 @@ async def test_attempt_round_trip_and_events(app_db: Database) -> None:
     assert await attempts.claim(app_db, a.id, owner="w1", lease_s=30) is not None
     assert await attempts.claim(app_db, a.id, owner="w2", lease_s=30) is None  # redelivery is harmless
 
-    moved = await attempts.transition(app_db, a.id, expected={Status.GENERATING}, to=Status.VALIDATING, sql="SELECT 1")
+    moved = await attempts.transition(
+        app_db, a.id, expected={Status.GENERATING}, to=Status.VALIDATING, sql="SELECT 1"
+    )
     assert moved is not None and moved.seq == 3
     # A stale precondition writes nothing.
     assert await attempts.transition(app_db, a.id, expected={Status.GENERATING}, to=Status.EXECUTING) is None
@@ -38,11 +40,19 @@ async def test_attempt_round_trip_and_events(app_db: Database) -> None:
     assert done is not None
     got = await attempts.get(app_db, a.id)
     assert got is not None
-    assert (got.status, got.error_code, got.error_detail, got.sql) == ("failed", "SQL_EXECUTION_ERROR", "boom", "SELECT 1")
+    assert (got.status, got.error_code, got.error_detail, got.sql) == (
+        "failed",
+        "SQL_EXECUTION_ERROR",
+        "boom",
+        "SELECT 1",
+    )
     assert got.finished_at is not None and got.started_at is not None
     events = await attempts.events_after(app_db, a.id, 0)
     assert [(e.seq, e.status) for e in events] == [
-        (1, "queued"), (2, "generating"), (3, "validating"), (4, "failed")
+        (1, "queued"),
+        (2, "generating"),
+        (3, "validating"),
+        (4, "failed"),
     ]
     assert [e.seq for e in await attempts.events_after(app_db, a.id, 2)] == [3, 4]
 
@@ -79,11 +89,15 @@ async def test_leases_and_the_outbox(app_db: Database) -> None:
 
 async def test_idempotency_key_is_unique_per_user(app_db: Database) -> None:
     user = await make_user(app_db)
-    a = await attempts.create(app_db, user_id=user.id, question="q", data_source="default", idempotency_key="k1", request_hash="h")
+    a = await attempts.create(
+        app_db, user_id=user.id, question="q", data_source="default", idempotency_key="k1", request_hash="h"
+    )
     found = await attempts.get_by_idempotency_key(app_db, user.id, "k1", utcnow() - timedelta(hours=24))
     assert found is not None and found.id == a.id
     with pytest.raises(Exception) as info:
-        await attempts.create(app_db, user_id=user.id, question="q", data_source="default", idempotency_key="k1")
+        await attempts.create(
+            app_db, user_id=user.id, question="q", data_source="default", idempotency_key="k1"
+        )
     from shared.db.database import is_unique_violation
 
     assert is_unique_violation(info.value)
@@ -93,7 +107,11 @@ async def test_results_chunks(app_db: Database) -> None:
     user = await make_user(app_db)
     a = await attempts.create(app_db, user_id=user.id, question="q", data_source="default")
     rows = [[i, f"row {i}", None] for i in range(2500)]
-    cols = [results.StoredColumn("n", "int4"), results.StoredColumn("label", "text"), results.StoredColumn("x", "text")]
+    cols = [
+        results.StoredColumn("n", "int4"),
+        results.StoredColumn("label", "text"),
+        results.StoredColumn("x", "text"),
+    ]
     async with app_db.transaction() as tx:
         await results.store(tx, a.id, columns=cols, rows=rows, truncated=True, byte_size=1234)
     meta = await results.get_meta(app_db, a.id)
@@ -122,9 +140,13 @@ async def test_sessions_and_tokens(app_db: Database) -> None:
 
 
 async def test_knowledge_crud(app_db: Database) -> None:
-    ex = await knowledge.create(app_db, question="How many?", sql="SELECT 1", data_source="default", notes=None, created_by=None)
+    ex = await knowledge.create(
+        app_db, question="How many?", sql="SELECT 1", data_source="default", notes=None, created_by=None
+    )
     assert (await knowledge.get(app_db, ex.id)).sql == "SELECT 1"  # type: ignore[union-attr]
-    updated = await knowledge.update(app_db, ex.id, question="How many?", sql="SELECT 2", data_source="default", notes="n")
+    updated = await knowledge.update(
+        app_db, ex.id, question="How many?", sql="SELECT 2", data_source="default", notes="n"
+    )
     assert updated is not None and updated.notes == "n"
     items, total = await knowledge.page(app_db, data_source="default", page=1, page_size=10)
     assert total == 1 and items[0].sql == "SELECT 2"

@@ -99,7 +99,11 @@ def test_cli_stops_with_one_line_naming_the_variable(tmp_path: Path) -> None:
 
     env = {**os.environ, "SQLAGENT_DATABASE_URL": "mysql://nope"}
     proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "migrate"], env=env, capture_output=True, text=True, cwd=tmp_path,
+        [sys.executable, "-m", "cli.main", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         check=False,
     )
     assert proc.returncode != 0

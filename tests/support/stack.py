@@ -26,10 +26,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args], env=env, input=stdin, capture_output=True, text=True,
-        timeout=timeout, check=False, cwd=REPO,
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
     )
 
 
@@ -66,8 +74,11 @@ class Stack:
     def spawn(self, name: str, *args: str) -> Process:
         log = self.workdir / f"{name}-{len(self.processes)}.log"
         handle = log.open("wb")
-        proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "cli.main", *args], env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", *args],
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
             cwd=self.workdir,
         )
         process = Process(name, proc, log)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-
 from support.pg import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_url
+
 from shared.targets.config import DataSource
 from shared.targets.privileges import role_findings
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.attempts import repository as attempts
 from shared.attempts.models import Attempt, Event
@@ -92,14 +93,19 @@ async def run_attempt(rt: WorkerRuntime, attempt_id: str, *, instructions: str |
         await _finish(rt, progress, Status(exc.status), exc.error_code, exc.detail)
     except TimeoutError:
         await _finish(
-            rt, progress, Status.TIMED_OUT, OperationTimeout.error_code,
+            rt,
+            progress,
+            Status.TIMED_OUT,
+            OperationTimeout.error_code,
             f"the attempt exceeded its deadline of {rt.settings.agent.attempt_deadline_s:g} s",
         )
     except asyncio.CancelledError:
         if not (progress.cancelled or progress.lease_lost):
             raise  # the worker is shutting down: the lease expires and the reaper requeues it
         if progress.cancelled:
-            await _finish(rt, progress, Status.CANCELLED, AttemptCancelled.error_code, "cancelled by the user")
+            await _finish(
+                rt, progress, Status.CANCELLED, AttemptCancelled.error_code, "cancelled by the user"
+            )
     except Exception:
         log.exception("attempt %s failed with a bug", attempt_id)
         await _finish(rt, progress, Status.FAILED, "INTERNAL_ERROR", "internal error; see the worker log")
@@ -144,7 +150,11 @@ async def _answer(rt: WorkerRuntime, progress: _Progress, instructions: str | No
         best = ranked[0][1]
         try:
             await _validate_and_run(
-                rt, progress, source, snapshot, best.sql,
+                rt,
+                progress,
+                source,
+                snapshot,
+                best.sql,
                 f"Answered from the verified knowledge base (example #{best.id}: {best.question!r}).",
             )
             return
@@ -169,18 +179,19 @@ async def _answer(rt: WorkerRuntime, progress: _Progress, instructions: str | No
         try:
             reply = await rt.llm.complete(conversation)
         except ReplyUnparseable as exc:
-            reply = exc.reply
-            if reply is None:
+            if exc.reply is None:
                 raise
-            _count(progress, reply, started)
+            _count(progress, exc.reply, started)
             if progress.rounds >= max_rounds:
                 raise
-            conversation.add_reply(reply)
+            conversation.add_reply(exc.reply)
             conversation.add_repair(attempt.question, exc.detail)
             continue
         _count(progress, reply, started)
         if reply.sql is None:
-            raise QuestionUnanswerable(reply.explanation or "the model says this data cannot answer the question")
+            raise QuestionUnanswerable(
+                reply.explanation or "the model says this data cannot answer the question"
+            )
         try:
             await _validate_and_run(rt, progress, source, snapshot, reply.sql, reply.explanation)
             return
@@ -204,7 +215,11 @@ def _count(progress: _Progress, reply: object, started: float) -> None:
 
 
 async def _validate_and_run(
-    rt: WorkerRuntime, progress: _Progress, source: DataSource, snapshot: SchemaSnapshot, sql: str,
+    rt: WorkerRuntime,
+    progress: _Progress,
+    source: DataSource,
+    snapshot: SchemaSnapshot,
+    sql: str,
     explanation: str,
 ) -> None:
     await _move(rt, progress, Status.VALIDATING, sql=sql, explanation=explanation)
@@ -224,7 +239,9 @@ async def _validate_and_run(
     started = time.perf_counter()
     try:
         if isinstance(target, PostgresTarget):
-            result = await target.run(checked, search_path=policy.search_path(source, snapshot), limits=limits)
+            result = await target.run(
+                checked, search_path=policy.search_path(source, snapshot), limits=limits
+            )
         else:
             result = await target.run(checked, limits=limits)
     finally:
@@ -233,7 +250,7 @@ async def _validate_and_run(
     await _succeed(rt, progress, result)
 
 
-def _metrics(progress: _Progress) -> dict[str, object]:
+def _metrics(progress: _Progress) -> dict[str, Any]:
     return {
         "rounds": progress.rounds,
         "llm_ms": round(progress.llm_ms) if progress.rounds else None,
@@ -243,7 +260,7 @@ def _metrics(progress: _Progress) -> dict[str, object]:
     }
 
 
-async def _move(rt: WorkerRuntime, progress: _Progress, to: Status, **fields: object) -> None:
+async def _move(rt: WorkerRuntime, progress: _Progress, to: Status, **fields: Any) -> None:
     event = await attempts.transition(
         rt.db, progress.attempt.id, expected={progress.status}, to=to, **fields, **_metrics(progress)
     )
@@ -256,26 +273,37 @@ async def _move(rt: WorkerRuntime, progress: _Progress, to: Status, **fields: ob
 async def _succeed(rt: WorkerRuntime, progress: _Progress, result: ResultSet) -> None:
     async with rt.db.transaction() as tx:
         event = await attempts.transition_in(
-            tx, progress.attempt.id, expected={progress.status}, to=Status.SUCCEEDED,
-            row_count=len(result.rows), truncated=result.truncated, **_metrics(progress),
+            tx,
+            progress.attempt.id,
+            expected={progress.status},
+            to=Status.SUCCEEDED,
+            row_count=len(result.rows),
+            truncated=result.truncated,
+            **_metrics(progress),
         )
         if event is None:
             raise _Gone()
         await results.store(
-            tx, progress.attempt.id,
+            tx,
+            progress.attempt.id,
             columns=[results.StoredColumn(c.name, c.type) for c in result.columns],
-            rows=result.rows, truncated=result.truncated, byte_size=result.byte_size,
+            rows=result.rows,
+            truncated=result.truncated,
+            byte_size=result.byte_size,
         )
     progress.status = Status.SUCCEEDED
     await _announce(rt, event)
 
 
-async def _finish(
-    rt: WorkerRuntime, progress: _Progress, to: Status, error_code: str, detail: str
-) -> None:
+async def _finish(rt: WorkerRuntime, progress: _Progress, to: Status, error_code: str, detail: str) -> None:
     # From wherever it is: a cancel or deadline can land in any running status.
     event = await attempts.transition(
-        rt.db, progress.attempt.id, expected=RUNNING, to=to, error_code=error_code, detail=detail,
+        rt.db,
+        progress.attempt.id,
+        expected=RUNNING,
+        to=to,
+        error_code=error_code,
+        detail=detail,
         **_metrics(progress),
     )
     if event is not None:
