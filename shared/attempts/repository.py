@@ -79,26 +79,28 @@ async def create(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> Attempt:
-    now = utcnow()
-    attempt_id = str(uuid.uuid4())
-    async with db.transaction() as tx:
-        row = await tx.fetchrow(
-            f"""INSERT INTO attempts (id, user_id, question, data_source, status, seq, created_at,
-                                      idempotency_key, request_hash)
-                VALUES ($1, $2, $3, $4, 'queued', 1, $5, $6, $7) RETURNING {_COLUMNS}""",
-            attempt_id,
-            user_id,
-            question,
-            data_source,
-            now,
-            idempotency_key,
-            request_hash,
+    """Insert a `queued` attempt and its first event, atomically."""
+    args = (str(uuid.uuid4()), user_id, question, data_source, utcnow(), idempotency_key, request_hash)
+    insert = f"""INSERT INTO attempts (id, user_id, question, data_source, status, seq, created_at,
+                                       idempotency_key, request_hash)
+                 VALUES ($1, $2, $3, $4, 'queued', 1, $5, $6, $7) RETURNING {_COLUMNS}"""
+    if db.dialect == "postgresql":
+        # One statement, one round trip: it is atomic without a transaction block.
+        row = await db.fetchrow(
+            f"""WITH a AS ({insert}),
+                     e AS (INSERT INTO attempt_events (attempt_id, seq, status, at)
+                           SELECT id, 1, 'queued', created_at FROM a)
+                SELECT {_COLUMNS} FROM a""",
+            *args,
         )
-        await tx.execute(
-            "INSERT INTO attempt_events (attempt_id, seq, status, at) VALUES ($1, 1, 'queued', $2)",
-            attempt_id,
-            now,
-        )
+    else:
+        async with db.transaction() as tx:
+            row = await tx.fetchrow(insert, *args)
+            await tx.execute(
+                "INSERT INTO attempt_events (attempt_id, seq, status, at) VALUES ($1, 1, 'queued', $2)",
+                args[0],
+                args[4],
+            )
     assert row is not None
     return _attempt(row)
 
@@ -183,6 +185,17 @@ async def transition(
     """Move the attempt to `to` if it is in one of `expected` (and, for the reaper, its lease
     expired before the given time); record the event. None: it was not — another worker, the
     reaper or a cancel got there first — and nothing was written."""
+    if db.dialect == "postgresql":  # a single statement there: atomic on its own
+        return await transition_in(
+            db,
+            attempt_id,
+            expected=expected,
+            to=to,
+            error_code=error_code,
+            detail=detail,
+            lease_expired_before=lease_expired_before,
+            **fields,
+        )
     async with db.transaction() as tx:
         return await transition_in(
             tx,
@@ -231,24 +244,38 @@ async def transition_in(
         args.append(lease_expired_before)
         condition = f" AND lease_expires_at < ${len(args)}"
     placeholders, items = _in_list(expected, len(args) + 1)
-    seq = await tx.fetchval(
+    update = (
         f"UPDATE attempts SET {', '.join(sets)} WHERE id = $1{condition} AND status IN {placeholders} "
-        "RETURNING seq",
-        *args,
-        *items,
+        "RETURNING id, seq"
     )
+    if tx.dialect == "postgresql":
+        n = len(args) + len(items)
+        seq = await tx.fetchval(
+            f"""WITH moved AS ({update})
+                INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
+                SELECT id, seq, $2, ${n + 1}::timestamptz, ${n + 2}::text, ${n + 3}::text FROM moved
+                RETURNING seq""",
+            *args,
+            *items,
+            now,
+            error_code,
+            detail,
+        )
+    else:
+        seq = await tx.fetchval(update.replace("RETURNING id, seq", "RETURNING seq"), *args, *items)
+        if seq is not None:
+            await tx.execute(
+                """INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
+                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                attempt_id,
+                seq,
+                to.value,
+                now,
+                error_code,
+                detail,
+            )
     if seq is None:
         return None
-    await tx.execute(
-        """INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
-        attempt_id,
-        seq,
-        to.value,
-        now,
-        error_code,
-        detail,
-    )
     return Event(id=attempt_id, seq=seq, status=to.value, at=now, error_code=error_code, detail=detail)
 
 

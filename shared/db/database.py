@@ -165,9 +165,13 @@ class _PostgresExecutor:
         return int(tail) if tail.isdigit() else 0
 
 
-async def _init_pg_connection(conn: asyncpg.Connection) -> None:
-    # Always UTC on the wire, so values read back need no session-dependent interpretation.
-    await conn.execute("SET TIME ZONE 'UTC'")
+async def _reset_app_connection(conn: asyncpg.Connection) -> None:
+    """What a pooled app-database connection needs before its next use. Our sessions change nothing
+    session-wide (no SET, LISTEN, advisory locks or cursors), so asyncpg's default reset query
+    (`RESET ALL; UNLISTEN *; ...`) on every release would be a round trip for nothing; only a
+    transaction interrupted by a cancellation needs undoing."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 class PostgresDatabase(_PostgresExecutor):
@@ -181,7 +185,9 @@ class PostgresDatabase(_PostgresExecutor):
             url,
             min_size=min_size,
             max_size=max_size,
-            init=_init_pg_connection,
+            # Always UTC on the wire, as a startup parameter (a SET would not survive RESET ALL).
+            server_settings={"timezone": "UTC"},
+            reset=_reset_app_connection,
             timeout=10,
             command_timeout=60,
         )
