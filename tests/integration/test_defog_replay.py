@@ -126,7 +126,7 @@ def rows_differ(sql: str, got: list[list[Any]], expected: list[list[Any]]) -> st
 # --- the test --------------------------------------------------------------------------------
 
 
-def wait_all_terminal(client: httpx.Client, ids: set[str], timeout: float = 90) -> dict[str, dict[str, Any]]:
+def wait_all_terminal(client: httpx.Client, ids: set[str], timeout: float = 240) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     seen: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
