@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 T = TypeVar("T")
 
-PageParam = Annotated[int, Parameter(ge=1, le=1_000_000, description="page number, from 1")]
-PageSizeParam = Annotated[int, Parameter(ge=1, le=100, description="items per page (1-100)")]
+PageParam = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="page number, from 1")]
+PageSizeParam = Annotated[int, QueryParameter(ge=1, le=100, description="items per page (1-100)")]
 
 
 class Pagination(msgspec.Struct):

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from api.admin.schemas import AdminUserRead, UserCreate, UserUpdate, admin_user_read
@@ -42,7 +43,7 @@ class AdminUsersController(Controller):
         status_code=HTTP_201_CREATED,
         responses=error_responses(403, 409, 413, 415),
     )
-    async def create_user(self, data: UserCreate, state: State) -> Response[AdminUserRead]:
+    async def create_user(self, data: JSONBody[UserCreate], state: State) -> Response[AdminUserRead]:
         db = services(state).db
         try:
             user = await users.create_user(
@@ -60,7 +61,11 @@ class AdminUsersController(Controller):
 
     @patch("/{user_id:int}", operation_id="update_user", responses=error_responses(403, 404, 409, 413, 415))
     async def update_user(
-        self, request: Request[Any, Any, Any], user_id: int, data: UserUpdate, state: State
+        self,
+        request: Request[Any, Any, Any],
+        user_id: FromPath[int],
+        data: JSONBody[UserUpdate],
+        state: State,
     ) -> AdminUserRead:
         password = _given(data.password)
         credential = credential_of(request)
@@ -81,7 +86,7 @@ class AdminUsersController(Controller):
         status_code=HTTP_204_NO_CONTENT,
         responses=error_responses(403, 404, 409, 415),
     )
-    async def deactivate_user(self, user_id: int, state: State) -> None:
+    async def deactivate_user(self, user_id: FromPath[int], state: State) -> None:
         await _update(state, user_id, role=None, active=False)
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import Cookie, State
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from api.auth.middleware import SESSION_COOKIE, credential_of
@@ -51,7 +52,7 @@ class AuthController(Controller):
         responses=error_responses(401, 413, 422, 429),
     )
     async def login(
-        self, request: Request[Any, Any, Any], data: LoginRequest, state: State
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest], state: State
     ) -> Response[LoginResponse]:
         svc = services(state)
         # A failed-login slot for the client address is taken before the password is checked and
@@ -116,7 +117,7 @@ class AuthController(Controller):
         responses=error_responses(400, 415),
     )
     async def change_password(
-        self, request: Request[Any, Any, Any], data: PasswordChange, state: State
+        self, request: Request[Any, Any, Any], data: JSONBody[PasswordChange], state: State
     ) -> None:
         svc = services(state)
         credential = credential_of(request)
@@ -139,7 +140,7 @@ class AuthController(Controller):
         "/tokens", operation_id="create_token", status_code=HTTP_201_CREATED, responses=error_responses(415)
     )
     async def create_token(
-        self, request: Request[Any, Any, Any], data: TokenCreate, state: State
+        self, request: Request[Any, Any, Any], data: JSONBody[TokenCreate], state: State
     ) -> TokenCreated:
         info, secret = await users.create_token(services(state).db, request.user.id, data.name)
         return TokenCreated(id=info.id, name=info.name, token=secret, created_at=info.created_at)
@@ -166,6 +167,8 @@ class AuthController(Controller):
         )
 
     @delete("/tokens/{token_id:int}", operation_id="revoke_token", responses=error_responses(404, 415))
-    async def revoke_token(self, request: Request[Any, Any, Any], token_id: int, state: State) -> None:
+    async def revoke_token(
+        self, request: Request[Any, Any, Any], token_id: FromPath[int], state: State
+    ) -> None:
         if not await users.revoke_token(services(state).db, request.user.id, token_id):
             raise TokenNotFound()

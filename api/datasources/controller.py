@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from api.auth.middleware import admin_only
@@ -20,7 +21,7 @@ class DataSourcesController(Controller):
         return DataSourceList(items=[data_source_read(s) for s in services(state).settings.data_sources])
 
     @get("/{name:str}/schema", operation_id="get_data_source_schema", responses=error_responses(404))
-    async def get_schema(self, name: str, state: State) -> SchemaRead:
+    async def get_schema(self, name: FromPath[str], state: State) -> SchemaRead:
         svc = services(state)
         return schema_read(await service.current(svc, service.data_source(svc, name)))
 
@@ -31,6 +32,6 @@ class DataSourcesController(Controller):
         guards=[admin_only],
         responses=error_responses(403, 404, 415),
     )
-    async def refresh_schema(self, name: str, state: State) -> SchemaRead:
+    async def refresh_schema(self, name: FromPath[str], state: State) -> SchemaRead:
         svc = services(state)
         return schema_read(await service.refresh(svc, service.data_source(svc, name)))

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from api.auth.middleware import admin_only
@@ -15,7 +15,7 @@ from api.pagination import Page, PageParam, PageSizeParam, paginate
 from api.state import services
 
 DataSourceFilter = Annotated[
-    str | None, Parameter(max_length=100, description="only the examples of this data source")
+    str | None, QueryParameter(max_length=100, description="only the examples of this data source")
 ]
 
 
@@ -44,7 +44,7 @@ class KnowledgeController(Controller):
         responses=error_responses(403, 404, 413, 415),
     )
     async def create_example(
-        self, request: Request[Any, Any, Any], data: KnowledgeWrite, state: State
+        self, request: Request[Any, Any, Any], data: JSONBody[KnowledgeWrite], state: State
     ) -> Response[KnowledgeRead]:
         example = await service.create(services(state), request.user, data)
         return Response(
@@ -54,7 +54,7 @@ class KnowledgeController(Controller):
         )
 
     @get("/{example_id:str}", operation_id="get_knowledge", responses=error_responses(404))
-    async def get_example(self, example_id: str, state: State) -> KnowledgeRead:
+    async def get_example(self, example_id: FromPath[str], state: State) -> KnowledgeRead:
         return knowledge_read(await service.get(services(state), example_id))
 
     @put(
@@ -63,7 +63,9 @@ class KnowledgeController(Controller):
         guards=[admin_only],
         responses=error_responses(403, 404, 413, 415),
     )
-    async def replace_example(self, example_id: str, data: KnowledgeWrite, state: State) -> KnowledgeRead:
+    async def replace_example(
+        self, example_id: FromPath[str], data: JSONBody[KnowledgeWrite], state: State
+    ) -> KnowledgeRead:
         return knowledge_read(await service.replace(services(state), example_id, data))
 
     @delete(
@@ -73,5 +75,5 @@ class KnowledgeController(Controller):
         guards=[admin_only],
         responses=error_responses(403, 404, 415),
     )
-    async def delete_example(self, example_id: str, state: State) -> None:
+    async def delete_example(self, example_id: FromPath[str], state: State) -> None:
         await service.delete(services(state), example_id)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
@@ -21,14 +21,14 @@ from shared.attempts import repository as attempts
 from shared.attempts.status import Status
 from shared.results import repository as results
 
-StatusFilter = Annotated[Status | None, Parameter(description="only attempts with this status")]
-ResultPageSize = Annotated[int, Parameter(ge=1, le=1000, description="rows per page (1-1000)")]
+StatusFilter = Annotated[Status | None, QueryParameter(description="only attempts with this status")]
+ResultPageSize = Annotated[int, QueryParameter(ge=1, le=1000, description="rows per page (1-1000)")]
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(header="Idempotency-Key", max_length=200, description="same key within 24 h: same attempt"),
+    HeaderParameter(name="Idempotency-Key", max_length=200, description="same key within 24 h: same attempt"),
 ]
 LastEventId = Annotated[
-    str | None, Parameter(header="Last-Event-ID", max_length=20, description="resume after this sequence")
+    str | None, HeaderParameter(name="Last-Event-ID", max_length=20, description="resume after this sequence")
 ]
 
 
@@ -45,7 +45,7 @@ class QueriesController(Controller):
     async def submit(
         self,
         request: Request[Any, Any, Any],
-        data: AttemptCreate,
+        data: JSONBody[AttemptCreate],
         state: State,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[AttemptRead]:
@@ -64,7 +64,9 @@ class QueriesController(Controller):
         page: PageParam = 1,
         page_size: PageSizeParam = 20,
         status: StatusFilter = None,
-        user_id: Annotated[int | None, Parameter(ge=1, description="admin only: one user's attempts")] = None,
+        user_id: Annotated[
+            int | None, QueryParameter(ge=1, description="admin only: one user's attempts")
+        ] = None,
     ) -> Page[AttemptRead]:
         user = request.user
         owner = user_id if user.role == "admin" else user.id
@@ -79,7 +81,7 @@ class QueriesController(Controller):
 
     @get("/{attempt_id:str}", operation_id="get_query", responses=error_responses(404))
     async def get_attempt(
-        self, request: Request[Any, Any, Any], attempt_id: str, state: State
+        self, request: Request[Any, Any, Any], attempt_id: FromPath[str], state: State
     ) -> AttemptRead:
         return attempt_read(await service.visible_attempt(services(state), request.user, attempt_id))
 
@@ -89,7 +91,9 @@ class QueriesController(Controller):
         status_code=HTTP_204_NO_CONTENT,
         responses=error_responses(404),
     )
-    async def delete_attempt(self, request: Request[Any, Any, Any], attempt_id: str, state: State) -> None:
+    async def delete_attempt(
+        self, request: Request[Any, Any, Any], attempt_id: FromPath[str], state: State
+    ) -> None:
         svc = services(state)
         attempt = await service.visible_attempt(svc, request.user, attempt_id)
         # A running attempt's worker finds its row gone at its next step and stops there.
@@ -102,7 +106,9 @@ class QueriesController(Controller):
         status_code=HTTP_202_ACCEPTED,
         responses=error_responses(404, 409, 415),
     )
-    async def cancel(self, request: Request[Any, Any, Any], attempt_id: str, state: State) -> AttemptRead:
+    async def cancel(
+        self, request: Request[Any, Any, Any], attempt_id: FromPath[str], state: State
+    ) -> AttemptRead:
         svc = services(state)
         attempt = await service.visible_attempt(svc, request.user, attempt_id)
         return attempt_read(await service.cancel(svc, attempt))
@@ -111,7 +117,7 @@ class QueriesController(Controller):
     async def get_results(
         self,
         request: Request[Any, Any, Any],
-        attempt_id: str,
+        attempt_id: FromPath[str],
         state: State,
         page: PageParam = 1,
         page_size: ResultPageSize = 100,
@@ -138,7 +144,9 @@ class QueriesController(Controller):
         media_type="text/csv",
         responses=error_responses(404, 409),
     )
-    async def get_results_csv(self, request: Request[Any, Any, Any], attempt_id: str, state: State) -> Stream:
+    async def get_results_csv(
+        self, request: Request[Any, Any, Any], attempt_id: FromPath[str], state: State
+    ) -> Stream:
         svc = services(state)
         attempt = await service.visible_attempt(svc, request.user, attempt_id)
         meta = await _stored(svc, attempt)
@@ -158,7 +166,7 @@ class QueriesController(Controller):
     async def stream_events(
         self,
         request: Request[Any, Any, Any],
-        attempt_id: str,
+        attempt_id: FromPath[str],
         state: State,
         last_event_id: LastEventId = None,
     ) -> ServerSentEvent:
