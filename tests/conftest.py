@@ -5,11 +5,18 @@ processes) for integration tests."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import redis
-from support.pg import PG_ADMIN_URL, REDIS_BASE, create_pg_database, drop_pg_database, pg_url
+from support.pg import (
+    PG_ADMIN_URL,
+    REDIS_BASE,
+    create_pg_database,
+    create_pg_database_with,
+    drop_pg_database,
+    pg_url,
+)
 
 from shared.db.database import Database, open_database
 from shared.db.migrate import migrate
@@ -71,3 +78,19 @@ def redis_url() -> Iterator[str]:
     if lock.get(f"sqlagent-tests:db:{index}") == owner.encode():
         lock.delete(f"sqlagent-tests:db:{index}")
     lock.close()
+
+
+@pytest.fixture(scope="module")
+async def make_target_db() -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """`await make_target_db(setup_sql)` -> URL of a fresh target database where setup_sql has
+    run; every one is dropped at the end of the module."""
+    created: list[str] = []
+
+    async def make(setup_sql: str) -> str:
+        name = await create_pg_database_with(setup_sql)
+        created.append(name)
+        return pg_url(name)
+
+    yield make
+    for name in created:
+        await drop_pg_database(name)

@@ -4,26 +4,21 @@ real PostgreSQL database and of the bundled SQLite demo, refresh, and a target t
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
+from support.pg import create_pg_database_with, drop_pg_database, execute, pg_url
 from support.stack import Stack, base_env, cli, free_port
 
 from shared.demo import DEMO_DB_PATH
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("api-datasources")]
 
-# A database of our own on the test PostgreSQL. Not via `from conftest import ...`: which folder's
-# conftest that name resolves to depends on collection order (tests/sqlguard puts itself on sys.path).
-PG_ADMIN_URL = os.environ.get("SQLAGENT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 SHOP_DDL = """
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text);
@@ -43,24 +38,13 @@ INSERT INTO salaries VALUES (1, 100000);
 """
 
 
-async def _execute(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def shop_url() -> Iterator[str]:
-    name = f"sqlagent_ds_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_execute(PG_ADMIN_URL, f'CREATE DATABASE "{name}"'))
+    name = asyncio.run(create_pg_database_with(SHOP_DDL, prefix="sqlagent_ds"))
     try:
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-        asyncio.run(_execute(url, SHOP_DDL))
-        yield url
+        yield pg_url(name)
     finally:
-        asyncio.run(_execute(PG_ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_pg_database(name))
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +193,7 @@ def test_refresh_is_admin_only_and_takes_a_newer_snapshot(
 ) -> None:
     first = user.get("/api/data-sources/shop/schema").json()
     asyncio.run(
-        _execute(shop_url, "CREATE TABLE refunds (id int PRIMARY KEY, order_id int REFERENCES orders (id))")
+        execute(shop_url, "CREATE TABLE refunds (id int PRIMARY KEY, order_id int REFERENCES orders (id))")
     )
     try:
         # Until refreshed, the stored snapshot is what everyone sees.
@@ -229,7 +213,7 @@ def test_refresh_is_admin_only_and_takes_a_newer_snapshot(
         assert "sample_values" not in resp.text
         assert user.get("/api/data-sources/shop/schema").json() == refreshed
     finally:
-        asyncio.run(_execute(shop_url, "DROP TABLE refunds"))
+        asyncio.run(execute(shop_url, "DROP TABLE refunds"))
 
 
 def test_sqlite_schema_and_its_exclusions(user: httpx.Client) -> None:

@@ -5,24 +5,19 @@ PostgreSQL database), and an example created here answering a user's question en
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
+from support.pg import create_pg_database_with, drop_pg_database, pg_url
 from support.stack import Stack, base_env, cli, free_port, wait_terminal
 
 from shared.demo import DEMO_DB_PATH
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("api-knowledge")]
 
-# A database of our own on the test PostgreSQL. Not via `from conftest import ...`: which folder's
-# conftest that name resolves to depends on collection order (tests/sqlguard puts itself on sys.path).
-PG_ADMIN_URL = os.environ.get("SQLAGENT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 SHOP_DDL = """
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, city text);
@@ -36,24 +31,13 @@ COUNTRIES_SQL = (
 )
 
 
-async def _execute(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def shop_url() -> Iterator[str]:
-    name = f"sqlagent_kb_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_execute(PG_ADMIN_URL, f'CREATE DATABASE "{name}"'))
+    name = asyncio.run(create_pg_database_with(SHOP_DDL, prefix="sqlagent_kb"))
     try:
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-        asyncio.run(_execute(url, SHOP_DDL))
-        yield url
+        yield pg_url(name)
     finally:
-        asyncio.run(_execute(PG_ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_pg_database(name))
 
 
 @pytest.fixture(scope="module")

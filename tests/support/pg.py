@@ -31,3 +31,18 @@ async def drop_pg_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def execute(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def create_pg_database_with(setup_sql: str, prefix: str = "sqlagent_target") -> str:
+    """A fresh database where `setup_sql` has run; returns its name."""
+    name = await create_pg_database(prefix)
+    await execute(pg_url(name), setup_sql)
+    return name
