@@ -40,7 +40,7 @@ class WorkerRuntime:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="sqlagent-loop", daemon=True)
         self._thread.start()
-        self.db: Database = self.run(open_database(settings.database.url, max_size=20))
+        self.db: Database = self.run(open_database(settings.database.url, max_size=10))
         self.bus: EventBus = self.run(self._make_bus())
         self.publisher = Publisher(
             settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s

@@ -145,7 +145,10 @@ class PostgresTarget:
         source: DataSource,
         *,
         min_size: int = 0,
-        max_size: int = 10,
+        # Per data source and worker process: attempts spend most of their time waiting on the
+        # LLM, so a few connections serve dozens of them, and a worker with many data sources
+        # stays well inside the target's max_connections.
+        max_size: int = 4,
         connect_timeout_s: float = 10,
     ) -> PostgresTarget:
         """Create the pool. With min_size=0 nothing connects yet: an unreachable target fails
