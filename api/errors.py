@@ -190,7 +190,9 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
         return _response(405, ErrorBody("Method not allowed", "METHOD_NOT_ALLOWED"), exc.headers)
     status = exc.status_code
     if status >= 500:
-        log.error("http error %s on %s %s: %s", status, request.method, request.url.path, exc.detail)
+        # A client that hung up mid-request is not a server fault worth an error line.
+        level = logging.INFO if "disconnected" in exc.detail else logging.ERROR
+        log.log(level, "http error %s on %s %s: %s", status, request.method, request.url.path, exc.detail)
         code = _HTTP_CODES.get(status, "INTERNAL_ERROR")
         return _response(
             status, ErrorBody("Internal server error" if code == "INTERNAL_ERROR" else exc.detail, code)
