@@ -16,8 +16,9 @@ from api.errors import InvalidState, error_responses
 from api.pagination import Page, PageParam, PageSizeParam, Pagination, paginate
 from api.queries import events, service
 from api.queries.schemas import AttemptCreate, AttemptRead, ResultColumn, ResultsPage, attempt_read
-from api.state import services
+from api.state import Services, services
 from shared.attempts import repository as attempts
+from shared.attempts.models import Attempt
 from shared.attempts.status import Status
 from shared.results import repository as results
 
@@ -176,7 +177,7 @@ class QueriesController(Controller):
         return ServerSentEvent(events.stream(svc, attempt.id, after))
 
 
-async def _stored(svc: Any, attempt: Any) -> results.StoredResult:
+async def _stored(svc: Services, attempt: Attempt) -> results.StoredResult:
     if attempt.status != Status.SUCCEEDED:
         raise InvalidState(f"The attempt has no results: it is {attempt.status}")
     meta = await results.get_meta(svc.db, attempt.id)

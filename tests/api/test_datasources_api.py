@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support.pg import create_pg_database_with, drop_pg_database, execute, pg_url
-from support.stack import Stack, base_env, cli, free_port
+from support.stack import Stack, embedded_api, free_port
 
 from shared.demo import DEMO_DB_PATH
 
@@ -50,10 +50,8 @@ def shop_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, shop_url) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("api-datasources")
-    targets = tmp / "targets.toml"
     demo = f"sqlite:///{DEMO_DB_PATH}?immutable=1"
-    targets.write_text(
-        f"""
+    targets_toml = f"""
 [targets.default]
 url = "{demo}"
 description = "The demo shop"
@@ -75,17 +73,8 @@ exclude = ["payments"]
 url = "postgresql://postgres@127.0.0.1:{free_port()}/nothing"
 description = "Nothing listens there"
 """
-    )
-    env = base_env(SQLAGENT_DATABASE_URL=f"sqlite:///{tmp}/app.db", SQLAGENT_TARGETS_FILE=str(targets))
-    assert cli("migrate", env=env).returncode == 0
-    stack = Stack(env=env, workdir=tmp)
-    stack.create_user("alice", "alice-password")
-    stack.create_user("root", "root-password", admin=True)
-    stack.start_api()
-    try:
+    with embedded_api(tmp, targets_toml) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

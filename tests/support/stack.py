@@ -159,3 +159,21 @@ def wait_terminal(client: httpx.Client, attempt_id: str, timeout: float = 60) ->
             return body
         time.sleep(0.05)
     raise AssertionError(f"attempt {attempt_id} not terminal after {timeout}s: {body}")
+
+
+@contextmanager
+def embedded_api(workdir: Path, targets_toml: str) -> Iterator[Stack]:
+    """One API process in embedded mode (its own in-process worker) on a SQLite app database, with
+    the given targets file and two users: alice (user) and root (admin)."""
+    targets = workdir / "targets.toml"
+    targets.write_text(targets_toml)
+    env = base_env(SQLAGENT_DATABASE_URL=f"sqlite:///{workdir}/app.db", SQLAGENT_TARGETS_FILE=str(targets))
+    assert cli("migrate", env=env).returncode == 0
+    stack = Stack(env=env, workdir=workdir)
+    stack.create_user("alice", "alice-password")
+    stack.create_user("root", "root-password", admin=True)
+    stack.start_api()
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from shared.attempts import repository as attempts
@@ -60,7 +60,6 @@ class _Progress:
     completion_tokens: int = 0
     cancelled: bool = False
     lease_lost: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class _Gone(Exception):
