@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import redis.asyncio as aioredis
 from litestar import Controller, Response, get
@@ -63,6 +64,12 @@ SSE_STREAMS_OPEN = Gauge(
 )
 
 
+# The labelled children, kept: `labels()` takes a lock and validates its arguments on every call.
+# Bounded like the labels themselves (route templates, known methods, status codes).
+_counters: dict[tuple[str, str, int], Any] = {}
+_histograms: dict[tuple[str, str], Any] = {}
+
+
 async def count_response(message: Message, scope: Scope) -> None:
     """`before_send`: count every response, also those no route matched (route="unmatched")."""
     if message["type"] != "http.response.start" or scope.get("type") != "http":
@@ -70,10 +77,17 @@ async def count_response(message: Message, scope: Scope) -> None:
     method = str(scope.get("method", ""))
     method = method if method in _METHODS else "OTHER"  # any token is a method: keep the labels bounded
     route = route_of(scope)
-    HTTP_REQUESTS.labels(method, route, str(message["status"])).inc()
+    status = message["status"]
+    counter = _counters.get((method, route, status))
+    if counter is None:
+        counter = _counters[(method, route, status)] = HTTP_REQUESTS.labels(method, route, str(status))
+    counter.inc()
     begun = started(scope)
     if begun is not None:
-        HTTP_DURATION.labels(method, route).observe(time.perf_counter() - begun)
+        histogram = _histograms.get((method, route))
+        if histogram is None:
+            histogram = _histograms[(method, route)] = HTTP_DURATION.labels(method, route)
+        histogram.observe(time.perf_counter() - begun)
 
 
 async def _queued_attempts(db: Executor) -> int:

@@ -11,9 +11,8 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,6 +54,15 @@ def started(scope: Scope) -> float | None:
     return float(value) if value is not None else None
 
 
+def response_headers(message: Message) -> list[tuple[bytes, bytes]]:
+    """A response start's headers as a list to append to (ASGI only promises an iterable)."""
+    start = cast("dict[str, Any]", message)
+    headers = start.get("headers")
+    if not isinstance(headers, list):
+        headers = start["headers"] = list(headers or ())
+    return headers
+
+
 def route_of(scope: Scope) -> str:
     """The route template (`/api/queries/{attempt_id}`), never the raw path: bounded label values."""
     return str(scope.get("path_template") or "unmatched")
@@ -77,7 +85,7 @@ async def finish_response(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start" or scope.get("type") != "http":
         return
     rid = request_id(scope)
-    MutableScopeHeaders.from_message(message)[HEADER] = rid
+    response_headers(message).append((b"x-request-id", rid.encode("latin-1")))
     status = int(message["status"])
     path = scope.get("path", "")
     if path in _QUIET and status < 400:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from litestar.datastructures import State
 
+from api.auth.credentials import CredentialCache
+from shared.attempts.intake import Intake
 from shared.db.database import Database
 from shared.events.bus import EventBus
 from shared.settings import Settings
@@ -17,7 +19,9 @@ class Services:
     settings: Settings
     db: Database
     dispatcher: Dispatcher
+    intake: Intake
     bus: EventBus
+    credentials: CredentialCache
 
 
 def services(state: State) -> Services:

@@ -99,7 +99,10 @@ class Settings(msgspec.Struct, frozen=True):
     worker_metrics_port: int | None = None
 
     def data_source(self, name: str) -> DataSource | None:
-        return next((s for s in self.data_sources if s.name == name), None)
+        for source in self.data_sources:  # a handful: a loop beats building a dict per call
+            if source.name == name:
+                return source
+        return None
 
 
 def sqlite_path(url: str) -> Path:

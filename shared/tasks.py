@@ -179,9 +179,11 @@ class Dispatcher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sqlagent-dispatcher")
 
-    def dispatch(self, attempt_id: str) -> None:
-        # Called in the submitting request's context: its id travels with the task message.
-        request_id = current_request_id()
+    def dispatch(self, attempt_id: str, request_id: str | None = None) -> None:
+        """`request_id`: the submitting request's, which travels with the task message (by
+        default the current context's)."""
+        if request_id is None:
+            request_id = current_request_id()
         if request_id is not None:
             self._request_ids[attempt_id] = request_id
         self._queue.put_nowait(attempt_id)

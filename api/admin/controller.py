@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from api.admin.schemas import AdminUserRead, UserCreate, UserUpdate, admin_user_read
+from api.auth.credentials import revoked
 from api.auth.middleware import admin_only, credential_of
 from api.errors import InvalidState, UserExists, UserNotFound, error_responses
 from api.pagination import Page, PageParam, PageSizeParam, paginate
@@ -91,10 +92,13 @@ class AdminUsersController(Controller):
 
 
 async def _update(state: State, user_id: int, **changes: Any) -> users.User:
+    svc = services(state)
     try:
-        user = await users.update_user(services(state).db, user_id, **changes)
+        user = await users.update_user(svc.db, user_id, **changes)
     except users.LastActiveAdmin:
         raise InvalidState("This would leave no active admin; make another user admin first") from None
     if user is None:
         raise UserNotFound()
+    # A role or an active flag is part of every cached credential of the user.
+    await revoked(svc.credentials, svc.bus, user_id)
     return user

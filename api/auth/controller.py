@@ -8,6 +8,7 @@ from litestar.datastructures import Cookie, State
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from api.auth.credentials import revoked
 from api.auth.middleware import SESSION_COOKIE, credential_of
 from api.auth.schemas import (
     LoginRequest,
@@ -170,5 +171,7 @@ class AuthController(Controller):
     async def revoke_token(
         self, request: Request[Any, Any, Any], token_id: FromPath[int], state: State
     ) -> None:
-        if not await users.revoke_token(services(state).db, request.user.id, token_id):
+        svc = services(state)
+        if not await users.revoke_token(svc.db, request.user.id, token_id):
             raise TokenNotFound()
+        await revoked(svc.credentials, svc.bus, request.user.id)

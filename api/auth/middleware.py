@@ -14,7 +14,8 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 
 from api.errors import AuthSessionExpired, AuthSessionInvalid, PermissionDenied, UnsupportedMediaType
 from api.ratelimit import rate_limiter
-from api.state import services
+from api.state import Services, services
+from shared.db.database import utcnow
 from shared.users import repository as users
 from shared.users.repository import Credential
 
@@ -37,7 +38,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
             scheme, _, secret = header.partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():
                 raise AuthSessionInvalid("Use 'Authorization: Bearer <api token>'")
-            credential = await users.token_credential(db, secret.strip())
+            credential = await _token(services(connection.app.state), secret.strip())
             if credential is None:
                 raise AuthSessionInvalid("Invalid or revoked API token")
             return credential
@@ -56,6 +57,27 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
                     "Requests authenticated by cookie must send Content-Type: application/json"
                 )
         return credential
+
+
+async def _token(svc: Services, secret: str) -> Credential | None:
+    token_digest = users.digest(secret)
+    now = utcnow()
+    cached = svc.credentials.get(token_digest)
+    if cached is not None:
+        if users.use_is_stale(cached.last_used_at, now):
+            await users.touch_token(svc.db, cached.credential.token_id or 0, now)
+            cached.last_used_at = now
+        return cached.credential
+    generation = svc.credentials.generation
+    found = await users.find_token(svc.db, token_digest)
+    if found is None:
+        return None
+    credential, last_used_at = found
+    if users.use_is_stale(last_used_at, now):
+        await users.touch_token(svc.db, credential.token_id or 0, now)
+        last_used_at = now
+    svc.credentials.put(token_digest, credential, last_used_at, generation)
+    return credential
 
 
 def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -10,9 +10,11 @@ from api.errors import DataSourceNotFound, InvalidState, QueryNotFound, RequestV
 from api.queries.schemas import MAX_QUESTION, AttemptCreate
 from api.state import Services
 from shared.attempts import repository as attempts
+from shared.attempts.intake import NewAttempt
 from shared.attempts.models import Attempt
 from shared.attempts.status import TERMINAL, Status
 from shared.db.database import is_unique_violation, utcnow
+from shared.logs import current_request_id
 from shared.users.repository import User
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -33,11 +35,21 @@ async def submit(svc: Services, user: User, data: AttemptCreate, idempotency_key
             f"No data source named {data.data_source!r}; GET /api/data-sources lists them"
         )
 
+    if idempotency_key is None:
+        # The common case shares one INSERT with concurrent submits (shared/attempts/intake.py),
+        # which also hands the committed rows to the dispatcher.
+        return await svc.intake.submit(
+            NewAttempt(
+                user_id=user.id,
+                question=question,
+                data_source=data.data_source,
+                request_id=current_request_id(),
+            )
+        )
     request_hash = _request_hash(question, data.data_source)
-    if idempotency_key is not None:
-        existing = await _replay(svc, user, idempotency_key, request_hash)
-        if existing is not None:
-            return existing
+    existing = await _replay(svc, user, idempotency_key, request_hash)
+    if existing is not None:
+        return existing
     try:
         attempt = await attempts.create(
             svc.db,
@@ -45,11 +57,11 @@ async def submit(svc: Services, user: User, data: AttemptCreate, idempotency_key
             question=question,
             data_source=data.data_source,
             idempotency_key=idempotency_key,
-            request_hash=request_hash if idempotency_key else None,
+            request_hash=request_hash,
         )
     except Exception as exc:
         # Two requests with the same key raced: the other one created it.
-        if idempotency_key is not None and is_unique_violation(exc):
+        if is_unique_violation(exc):
             existing = await _replay(svc, user, idempotency_key, request_hash)
             if existing is not None:
                 return existing

@@ -47,9 +47,24 @@ def channel(attempt_id: str) -> str:
     return f"sqlagent:attempt:{attempt_id}"
 
 
+class Watcher(Protocol):
+    """A process-wide listener on a control channel (not an attempt's), e.g. credential
+    revocations between API processes. Its callbacks run on the event loop and must not block."""
+
+    def on_live(self) -> None:
+        """Subscribed (again): messages from now on arrive; earlier ones may have been missed."""
+
+    def on_down(self) -> None:
+        """The connection is gone: messages may be missed until the next `on_live`."""
+
+    def on_message(self, data: bytes) -> None: ...
+
+
 class EventBus(Protocol):
     async def publish(self, event: Event) -> None: ...
     def subscribe(self, attempt_id: str) -> AbstractAsyncContextManager[Live]: ...
+    async def broadcast(self, name: str, data: bytes) -> None: ...
+    def watch(self, name: str, watcher: Watcher) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -82,6 +97,13 @@ class LocalBus:
                 subscribers.discard(entry)
                 if not subscribers:
                     del self._subscribers[attempt_id]
+
+    async def broadcast(self, name: str, data: bytes) -> None:
+        # One process: whoever broadcasts has already acted locally.
+        return None
+
+    def watch(self, name: str, watcher: Watcher) -> None:
+        watcher.on_live()
 
     async def close(self) -> None:
         return None
@@ -136,6 +158,7 @@ class PubSubRelay:
         self._confirm_s = confirm_s
         self._reconnect_max_s = reconnect_max_s
         self._channels: dict[bytes, _Channel] = {}
+        self._watchers: dict[bytes, Watcher] = {}
         self._server: set[bytes] = set()  # what the current connection was told to subscribe
         self._inflight: dict[bytes, int] = defaultdict(int)  # SUBSCRIBEs not yet confirmed
         self._dirty = asyncio.Event()
@@ -152,6 +175,16 @@ class PubSubRelay:
     def _wake(self) -> None:
         self._dirty.set()
 
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="sqlagent-pubsub-relay")
+
+    def watch(self, name: str, watcher: Watcher) -> None:
+        """Keep `name` subscribed for the life of the relay and feed its messages to `watcher`."""
+        self._watchers[name.encode()] = watcher
+        self._wake()
+        self._ensure_running()
+
     @asynccontextmanager
     async def subscribe(self, attempt_id: str) -> AsyncIterator[Live]:
         name = channel(attempt_id).encode()
@@ -164,8 +197,7 @@ class PubSubRelay:
             else:
                 self._wake()
         entry.queues.add(queue)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="sqlagent-pubsub-relay")
+        self._ensure_running()
         try:
             if not entry.ready.done():
                 if self._down:
@@ -201,6 +233,8 @@ class PubSubRelay:
                 log.warning("pub/sub relay: %s; reconnecting", exc or type(exc).__name__)
             finally:
                 self._live = False
+                for watcher in self._watchers.values():
+                    watcher.on_down()
                 await conn.disconnect(nowait=True)
             self._down = True
             self.reconnects += 1
@@ -237,8 +271,8 @@ class PubSubRelay:
                 await self._send(conn, "PING")
                 continue
             self._dirty.clear()
-            gone = [name for name in self._server if name not in self._channels]
-            new = [name for name in self._channels if name not in self._server]
+            gone = [n for n in self._server if n not in self._channels and n not in self._watchers]
+            new = [n for n in (*self._channels, *self._watchers) if n not in self._server]
             for batch in _batches(gone):
                 self._server.difference_update(batch)
                 await self._send(conn, "UNSUBSCRIBE", *batch)
@@ -263,6 +297,14 @@ class PubSubRelay:
         if not isinstance(reply, list) or len(reply) < 3:
             return  # PONG
         kind, name = reply[0], reply[1]
+        watcher = self._watchers.get(name)
+        if watcher is not None:
+            if kind == b"message":
+                watcher.on_message(reply[2])
+            elif kind == b"subscribe":
+                self._inflight.pop(name, None)
+                watcher.on_live()
+            return
         if kind == b"message":
             entry = self._channels.get(name)
             if entry is None:
@@ -321,6 +363,12 @@ class RedisBus:
 
     def subscribe(self, attempt_id: str) -> AbstractAsyncContextManager[Live]:
         return self.relay.subscribe(attempt_id)
+
+    async def broadcast(self, name: str, data: bytes) -> None:
+        await self.client.publish(name, data)
+
+    def watch(self, name: str, watcher: Watcher) -> None:
+        self.relay.watch(name, watcher)
 
     async def close(self) -> None:
         if self._relay is not None:

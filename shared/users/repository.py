@@ -270,17 +270,35 @@ async def revoke_token(db: Executor, user_id: int, token_id: int) -> bool:
     )
 
 
-async def token_credential(db: Executor, secret: str) -> Credential | None:
+async def find_token(db: Executor, token_digest: str) -> tuple[Credential, datetime | None] | None:
+    """The credential of a live token (by its digest) and when it was last used."""
     row = await db.fetchrow(
         f"""SELECT t.id AS token_id, t.last_used_at, {_JOINED_USER_COLUMNS}
             FROM api_tokens t JOIN users u ON u.id = t.user_id
             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.active""",
-        digest(secret),
+        token_digest,
     )
     if row is None:
         return None
+    return Credential(user=_user(row), token_id=row["token_id"]), row["last_used_at"]
+
+
+def use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    """Minute resolution is enough for "last used", and spares a write on every request."""
+    return last_used_at is None or now - last_used_at >= TOKEN_USE_RESOLUTION
+
+
+async def touch_token(db: Executor, token_id: int, now: datetime) -> None:
+    await db.execute("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", token_id, now)
+
+
+async def token_credential(db: Executor, secret: str) -> Credential | None:
+    """Uncached lookup by the secret itself, recording the use."""
+    found = await find_token(db, digest(secret))
+    if found is None:
+        return None
+    credential, last_used_at = found
     now = utcnow()
-    # Minute resolution is enough for "last used", and spares a write on every request.
-    if row["last_used_at"] is None or now - row["last_used_at"] >= TOKEN_USE_RESOLUTION:
-        await db.execute("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", row["token_id"], now)
-    return Credential(user=_user(row), token_id=row["token_id"])
+    if use_is_stale(last_used_at, now):
+        await touch_token(db, credential.token_id or 0, now)
+    return credential
