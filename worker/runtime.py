@@ -24,6 +24,7 @@ from shared.targets.config import DataSource
 from shared.targets.introspect import SchemaSnapshot, introspect
 from shared.targets.snapshots import latest, save
 from shared.tasks import Publisher
+from worker.announce import Announcer
 from worker.pipeline.execute import PostgresTarget, SqliteTarget
 from worker.pipeline.generate import LlmClient, LlmConfig
 
@@ -42,6 +43,7 @@ class WorkerRuntime:
         self._thread.start()
         self.db: Database = self.run(open_database(settings.database.url, max_size=10))
         self.bus: EventBus = self.run(self._make_bus())
+        self.announcer = Announcer(self.bus)
         self.publisher = Publisher(
             settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s
         )
@@ -138,6 +140,7 @@ class WorkerRuntime:
             await target.close()
         if self.llm is not None:
             await self.llm.close()
+        await self.announcer.close()  # what was committed is announced before the bus goes
         await self.bus.close()
         await self.publisher.close()
         await self.db.close()

@@ -6,7 +6,6 @@ conditional update, so two sweepers at once do no harm: one wins, the other find
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -49,8 +48,7 @@ async def sweep_once(rt: WorkerRuntime) -> None:
             )
         if event is not None:
             log.warning("attempt %s lost its worker (try %d): %s", attempt_id, tries, event.status)
-            with contextlib.suppress(Exception):  # best effort; the rows are the truth
-                await rt.bus.publish(event)
+            rt.announcer.announce(event)
 
     pending = await attempts.undispatched(
         rt.db,

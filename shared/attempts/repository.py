@@ -12,6 +12,7 @@ from typing import Any
 from shared.attempts.models import Attempt, Event
 from shared.attempts.status import RUNNING, TERMINAL, Status
 from shared.db.database import Database, Executor, Row, utcnow
+from shared.results import repository as results
 
 _COLUMNS = (
     "id, user_id, question, data_source, status, seq, sql, explanation, error_code, error_detail, "
@@ -221,77 +222,166 @@ async def transition_in(
     **fields: Any,
 ) -> Event | None:
     """`transition` inside the caller's transaction (e.g. with the result rows)."""
-    unknown = set(fields) - _FIELDS
-    if unknown:
-        raise ValueError(f"not attempt fields: {sorted(unknown)}")
-    now = utcnow()
-    if to in TERMINAL:
-        fields.setdefault("finished_at", now)
-        fields.setdefault("lease_owner", None)
-        fields.setdefault("lease_expires_at", None)
-        fields.setdefault("error_code", error_code)
-        fields.setdefault("error_detail", detail)
-    args: list[Any] = [attempt_id, to.value]
-    sets = ["status = $2", "seq = seq + 1"]
-    for name, value in fields.items():
-        if isinstance(value, Increment):
-            sets.append(f"{name} = {name} + 1")
-            continue
-        args.append(value)
-        sets.append(f"{name} = ${len(args)}")
-    condition = ""
-    if lease_expired_before is not None:
-        args.append(lease_expired_before)
-        condition = f" AND lease_expires_at < ${len(args)}"
-    placeholders, items = _in_list(expected, len(args) + 1)
-    update = (
-        f"UPDATE attempts SET {', '.join(sets)} WHERE id = $1{condition} AND status IN {placeholders} "
-        "RETURNING id, seq"
-    )
+    change = _Change(attempt_id, expected, to, error_code, detail, lease_expired_before, fields)
     if tx.dialect == "postgresql":
-        n = len(args) + len(items)
-        seq = await tx.fetchval(
-            f"""WITH moved AS ({update})
-                INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
-                SELECT id, seq, $2, ${n + 1}::timestamptz, ${n + 2}::text, ${n + 3}::text FROM moved
-                RETURNING seq""",
-            *args,
-            *items,
-            now,
-            error_code,
-            detail,
-        )
+        seq = await tx.fetchval(change.postgres("id, seq", select="seq"), *change.args)
     else:
-        seq = await tx.fetchval(update.replace("RETURNING id, seq", "RETURNING seq"), *args, *items)
-        if seq is not None:
-            await tx.execute(
-                """INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
-                   VALUES ($1, $2, $3, $4, $5, $6)""",
-                attempt_id,
-                seq,
-                to.value,
-                now,
-                error_code,
-                detail,
-            )
-    if seq is None:
+        row = await _sqlite_change(tx, change, "seq")
+        seq = None if row is None else row["seq"]
+    return None if seq is None else change.event(seq)
+
+
+class _Change:
+    """One conditional status change as SQL: the attempt's UPDATE and, on PostgreSQL, its event
+    row in the same statement (other writes can be chained on as CTEs reading `moved`)."""
+
+    def __init__(
+        self,
+        attempt_id: str,
+        expected: Collection[str],
+        to: Status,
+        error_code: str | None,
+        detail: str | None,
+        lease_expired_before: datetime | None,
+        fields: dict[str, Any],
+    ) -> None:
+        unknown = set(fields) - _FIELDS
+        if unknown:
+            raise ValueError(f"not attempt fields: {sorted(unknown)}")
+        self.attempt_id, self.to, self.error_code, self.detail = attempt_id, to, error_code, detail
+        self.now = now = utcnow()
+        if to in TERMINAL:
+            fields.setdefault("finished_at", now)
+            fields.setdefault("lease_owner", None)
+            fields.setdefault("lease_expires_at", None)
+            fields.setdefault("error_code", error_code)
+            fields.setdefault("error_detail", detail)
+        args: list[Any] = [attempt_id, to.value]
+        sets = ["status = $2", "seq = seq + 1"]
+        for name, value in fields.items():
+            if isinstance(value, Increment):
+                sets.append(f"{name} = {name} + 1")
+                continue
+            args.append(value)
+            sets.append(f"{name} = ${len(args)}")
+        condition = ""
+        if lease_expired_before is not None:
+            args.append(lease_expired_before)
+            condition = f" AND lease_expires_at < ${len(args)}"
+        placeholders, items = _in_list(expected, len(args) + 1)
+        self.update = (
+            f"UPDATE attempts SET {', '.join(sets)} WHERE id = $1{condition} AND status IN {placeholders}"
+        )
+        self.update_args = len(args) + len(items)
+        # The event's own values follow the update's; `extra` CTEs number theirs after these.
+        self.args = [*args, *items, now, error_code, detail]
+
+    def postgres(self, columns: str, *, select: str | None = None, extra: str = "") -> str:
+        """One statement: the update (`moved`, returning `columns`, which must include id and
+        seq), its event row, any `extra` CTEs (`, name AS (…)` reading `moved`, placeholders
+        numbered after `args`'), then `SELECT {select or columns} FROM moved`."""
+        n = self.update_args
+        return f"""WITH moved AS ({self.update} RETURNING {columns}),
+                       e AS (INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
+                             SELECT id, seq, $2, ${n + 1}::timestamptz, ${n + 2}::text, ${n + 3}::text
+                             FROM moved){extra}
+                  SELECT {select or columns} FROM moved"""
+
+    def event(self, seq: int) -> Event:
+        return Event(
+            id=self.attempt_id,
+            seq=seq,
+            status=self.to.value,
+            at=self.now,
+            error_code=self.error_code,
+            detail=self.detail,
+        )
+
+
+async def _sqlite_change(tx: Executor, change: _Change, columns: str) -> Row | None:
+    """SQLite's way: the UPDATE (returning `columns`, seq among them), then the event row; the
+    caller holds the transaction."""
+    row = await tx.fetchrow(f"{change.update} RETURNING {columns}", *change.args[: change.update_args])
+    if row is None:
         return None
-    return Event(id=attempt_id, seq=seq, status=to.value, at=now, error_code=error_code, detail=detail)
+    await tx.execute(
+        """INSERT INTO attempt_events (attempt_id, seq, status, at, error_code, detail)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        change.attempt_id,
+        row["seq"],
+        change.to.value,
+        change.now,
+        change.error_code,
+        change.detail,
+    )
+    return row
 
 
 async def claim(db: Database, attempt_id: str, *, owner: str, lease_s: float) -> Event | None:
     """queued → generating, taking the lease. None when someone else already has it."""
+    claimed = await take(db, attempt_id, owner=owner, lease_s=lease_s)
+    return None if claimed is None else claimed[0]
+
+
+async def take(db: Database, attempt_id: str, *, owner: str, lease_s: float) -> tuple[Event, Attempt] | None:
+    """`claim`, also giving back the attempt as it now is (the worker needs it next: no re-read)."""
     now = utcnow()
-    return await transition(
-        db,
+    change = _Change(
         attempt_id,
-        expected={Status.QUEUED},
-        to=Status.GENERATING,
-        lease_owner=owner,
-        lease_expires_at=now + timedelta(seconds=lease_s),
-        started_at=now,
-        tries=INCREMENT,
+        {Status.QUEUED},
+        Status.GENERATING,
+        None,
+        None,
+        None,
+        {
+            "lease_owner": owner,
+            "lease_expires_at": now + timedelta(seconds=lease_s),
+            "started_at": now,
+            "tries": INCREMENT,
+        },
     )
+    if db.dialect == "postgresql":  # one statement: atomic on its own
+        row = await db.fetchrow(change.postgres(_COLUMNS), *change.args)
+    else:
+        async with db.transaction() as tx:
+            row = await _sqlite_change(tx, change, _COLUMNS)
+    if row is None:
+        return None
+    attempt = _attempt(row)
+    return change.event(attempt.seq), attempt
+
+
+async def succeed(
+    db: Database,
+    attempt_id: str,
+    *,
+    expected: Collection[str],
+    result: results.NewResult,
+    **fields: Any,
+) -> Event | None:
+    """→ succeeded together with its result rows, atomically; None (nothing written) when the
+    attempt is no longer in one of `expected`. On PostgreSQL one statement: one round trip."""
+    change = _Change(attempt_id, expected, Status.SUCCEEDED, None, None, None, fields)
+    if db.dialect == "postgresql":
+        extra, extra_args = results.postgres_store_ctes(len(change.args) + 1, result, change.now)
+        seq = await db.fetchval(
+            change.postgres("id, seq", select="seq", extra=extra), *change.args, *extra_args
+        )
+    else:
+        async with db.transaction() as tx:
+            row = await _sqlite_change(tx, change, "seq")
+            if row is None:
+                return None
+            seq = row["seq"]
+            await results.store(
+                tx,
+                attempt_id,
+                columns=result.columns,
+                rows=result.rows,
+                truncated=result.truncated,
+                byte_size=result.byte_size,
+            )
+    return None if seq is None else change.event(seq)
 
 
 async def renew_lease(db: Executor, attempt_id: str, *, owner: str, lease_s: float) -> bool | None:

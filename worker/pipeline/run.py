@@ -68,15 +68,13 @@ class _Gone(Exception):
 
 async def run_attempt(rt: WorkerRuntime, attempt_id: str, *, instructions: str | None = None) -> str:
     """Run one attempt to a terminal status. `instructions` (evaluation sets) go into the prompt."""
-    claimed = await attempts.claim(rt.db, attempt_id, owner=rt.worker_id, lease_s=rt.settings.lease_s)
+    claimed = await attempts.take(rt.db, attempt_id, owner=rt.worker_id, lease_s=rt.settings.lease_s)
     if claimed is None:
         current = await attempts.get(rt.db, attempt_id)
         log.info("attempt %s not claimed (status %s)", attempt_id, current.status if current else "deleted")
         return current.status if current else "deleted"
-    await _announce(rt, claimed)
-    attempt = await attempts.get(rt.db, attempt_id)
-    if attempt is None:
-        return "deleted"
+    event, attempt = claimed
+    _announce(rt, event)
     if attempt.started_at is not None:
         metrics.observe_stage("queue", (attempt.started_at - attempt.created_at).total_seconds())
     progress = _Progress(attempt=attempt)
@@ -266,32 +264,28 @@ async def _move(rt: WorkerRuntime, progress: _Progress, to: Status, **fields: An
     if event is None:
         raise _Gone()
     progress.status = to
-    await _announce(rt, event)
+    _announce(rt, event)
 
 
 async def _succeed(rt: WorkerRuntime, progress: _Progress, result: ResultSet) -> None:
-    async with rt.db.transaction() as tx:
-        event = await attempts.transition_in(
-            tx,
-            progress.attempt.id,
-            expected={progress.status},
-            to=Status.SUCCEEDED,
-            row_count=len(result.rows),
-            truncated=result.truncated,
-            **_metrics(progress),
-        )
-        if event is None:
-            raise _Gone()
-        await results.store(
-            tx,
-            progress.attempt.id,
+    event = await attempts.succeed(
+        rt.db,
+        progress.attempt.id,
+        expected={progress.status},
+        result=results.NewResult(
             columns=[results.StoredColumn(c.name, c.type) for c in result.columns],
             rows=result.rows,
             truncated=result.truncated,
             byte_size=result.byte_size,
-        )
+        ),
+        row_count=len(result.rows),
+        truncated=result.truncated,
+        **_metrics(progress),
+    )
+    if event is None:
+        raise _Gone()
     progress.status = Status.SUCCEEDED
-    await _announce(rt, event)
+    _announce(rt, event)
 
 
 async def _finish(rt: WorkerRuntime, progress: _Progress, to: Status, error_code: str, detail: str) -> None:
@@ -307,11 +301,9 @@ async def _finish(rt: WorkerRuntime, progress: _Progress, to: Status, error_code
     )
     if event is not None:
         progress.status = to
-        await _announce(rt, event)
+        _announce(rt, event)
 
 
-async def _announce(rt: WorkerRuntime, event: Event) -> None:
-    try:
-        await rt.bus.publish(event)
-    except Exception as exc:  # the event row is committed; subscribers re-read it
-        log.warning("could not announce %s %s: %s", event.id, event.status, exc)
+def _announce(rt: WorkerRuntime, event: Event) -> None:
+    # Committed already; published in order by the runtime's announcer, without waiting for it.
+    rt.announcer.announce(event)
