@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 import openai
+from openai.types.chat import ChatCompletion
 
 from shared.pipeline_errors import LlmUnavailable
 from worker.pipeline.prompt import Conversation, Example, build_system_prompt, repair_message
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # openai 3.x refuses to construct a client without a key; keyless local servers ignore this one.
 PLACEHOLDER_API_KEY = "sk-no-key"
+# What `chat.completions.create` asks of the request: the API key as a bearer token.
+_OPTIONS: Any = {"security": {"bearer_auth": True}}
 
 
 class LlmConfig(msgspec.Struct, frozen=True):
@@ -126,13 +129,16 @@ class LlmClient:
 
     async def _call(self, messages: list[dict[str, str]]) -> Any:
         """One HTTP call; retryable failures raise `_Retryable`, the rest `LlmUnavailable`."""
-        extra: dict[str, Any] = {"temperature": 0} if self._send_temperature else {}
+        body: dict[str, Any] = {"model": self.config.model, "messages": messages}
+        if self._send_temperature:
+            body["temperature"] = 0
         try:
             async with asyncio.timeout(self.config.timeout_s):
-                response = await self._client.chat.completions.create(
-                    model=self.config.model,
-                    messages=messages,  # type: ignore[arg-type]
-                    **extra,
+                # The SDK's own request path (auth, errors, response type) without
+                # `chat.completions.create`'s body transform: it walks every message against the
+                # SDK's TypedDicts to change nothing in ours, ~0.4 ms of CPU per call.
+                response = await self._client.post(
+                    "/chat/completions", body=body, cast_to=ChatCompletion, options=_OPTIONS
                 )
         except (TimeoutError, openai.APITimeoutError):
             raise _Retryable(f"timed out after {self.config.timeout_s:g}s") from None
