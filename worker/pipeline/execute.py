@@ -11,10 +11,10 @@ PostgreSQL (`PostgresTarget`, one asyncpg pool per data source and event loop):
     which PostgreSQL refuses to hold more than one command) + Bind + Execute on a portal, fetched
     in batches, so at most row_cap + 1 rows ever leave the server and a 10M-row result is never
     pulled; the byte cap is the size of the encoded JSON rows, measured as they arrive;
-  * always ROLLBACK; if that fails the connection is terminated instead of going back to the
-    pool. On release asyncpg's pool runs `Connection.reset()`: ROLLBACK of any open transaction,
-    closing of statements asyncpg no longer references, then `SELECT pg_advisory_unlock_all();
-    CLOSE ALL; UNLISTEN *; RESET ALL;` (asyncpg 0.32, `Connection.get_reset_query`);
+  * always ROLLBACK, and in the same round trip asyncpg's reset query (`SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`, `Connection.get_reset_query`),
+    so the connection goes back to the pool as a new one; if that fails the connection is
+    terminated instead. A connection released any other way gets asyncpg's full reset;
   * cancelling the awaiting task makes asyncpg send a CancelRequest for the running statement
     (verified by tests/pipeline/test_execute_postgres.py with pg_stat_activity); a client-side
     deadline slightly above statement_timeout covers the time between batch fetches.
@@ -130,6 +130,28 @@ def _unavailable(source: DataSource, exc: BaseException) -> TargetUnavailable:
     return TargetUnavailable(f"data source {source.name!r} is unavailable: {reason}")
 
 
+class _TargetConnection(asyncpg.Connection):  # type: ignore[misc]
+    """Remembers whether `_finish` already reset it, so the pool's reset can skip a round trip."""
+
+    __slots__ = ("_sqlagent_reset",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sqlagent_reset = False
+
+    async def rollback_and_reset(self) -> None:
+        await self.execute("ROLLBACK;\n" + self.get_reset_query())
+        self._sqlagent_reset = True
+
+
+async def _reset_on_release(conn: _TargetConnection) -> None:
+    """The pool's reset (after asyncpg's own ROLLBACK of an open transaction)."""
+    if conn._sqlagent_reset:
+        conn._sqlagent_reset = False
+        return
+    await conn.execute(conn.get_reset_query())
+
+
 class PostgresTarget:
     """An asyncpg pool for one PostgreSQL data source. Create one per worker process and event
     loop (a pool is bound to the loop it was created on)."""
@@ -163,6 +185,8 @@ class PostgresTarget:
                 timeout=connect_timeout_s,  # per connection attempt
                 statement_cache_size=0,
                 max_inactive_connection_lifetime=120,
+                connection_class=_TargetConnection,
+                reset=_reset_on_release,
                 init=configure_asyncpg_codecs,
                 server_settings={
                     "application_name": "sqlagent-executor",
@@ -263,7 +287,7 @@ class PostgresTarget:
         try:
             if not conn.is_closed():
                 async with asyncio.timeout(_ROLLBACK_TIMEOUT_S):
-                    await conn.execute("ROLLBACK")
+                    await conn.rollback_and_reset()
         except BaseException as exc:
             log.info("terminating target connection after failed rollback: %r", exc)
             conn.terminate()
