@@ -28,7 +28,7 @@ from api.requestid import RequestIdMiddleware, finish_response, response_headers
 from api.state import Services
 from api.system.controller import SystemController
 from shared.attempts import repository as attempts
-from shared.attempts.intake import Intake, NewAttempt
+from shared.attempts.intake import Intake, NewAttempt, mark_undispatched
 from shared.attempts.models import Attempt
 from shared.db.database import open_database
 from shared.events.bus import make_bus
@@ -77,12 +77,16 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
         publisher = Publisher(
             settings.broker.broker_url, attempt_deadline_s=settings.agent.attempt_deadline_s
         )
-        dispatcher = Dispatcher(publisher, lambda ids: attempts.mark_dispatched(db, ids))
+        dispatcher = Dispatcher(
+            publisher,
+            lambda ids: attempts.mark_dispatched(db, ids),
+            lambda ids: mark_undispatched(db, ids),
+        )
         dispatcher.start()
 
         def committed(rows: list[tuple[Attempt, NewAttempt]]) -> None:
             for attempt, new in rows:
-                dispatcher.dispatch(attempt.id, new.request_id)
+                dispatcher.dispatch(attempt.id, new.request_id, marked=True)
 
         intake = Intake(db, committed)
         intake.start()

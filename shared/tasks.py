@@ -164,28 +164,43 @@ class Dispatcher:
     """The API's hand-off to the broker, off the request path.
 
     The attempt row is committed before `dispatch()` is called, so the request can answer 202 at
-    once; a background task publishes whatever accumulated in one batch and marks those rows
-    dispatched. If the broker is down, or the process dies first, the rows stay undispatched and
-    the sweeper publishes them later (the outbox) — nothing is lost, only delayed."""
+    once; a background task publishes whatever accumulated in one batch. The rows' `dispatched_at`
+    is the outbox: a row still NULL is published by the sweeper within its next rounds, a row
+    dispatched long ago and still queued is published again (a broker that lost it).
 
-    def __init__(self, publisher: Publisher, mark_dispatched: Callable[[list[str]], Awaitable[None]]) -> None:
+    Rows from the intake are inserted already marked (`marked=True`), which spares an UPDATE per
+    batch on the happy path; if their publish fails they are unmarked, so the sweeper takes them
+    as soon as the broker is back, and if this process dies between commit and publish the
+    re-dispatch rule catches them (SQLAGENT_REDISPATCH_AFTER_S). Other rows are marked after
+    their publish. Nothing is lost, at worst delayed or published twice (claims are conditional)."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        mark_dispatched: Callable[[list[str]], Awaitable[None]],
+        mark_undispatched: Callable[[list[str]], Awaitable[None]],
+    ) -> None:
         self.publisher = publisher
         self._mark_dispatched = mark_dispatched
+        self._mark_undispatched = mark_undispatched
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._request_ids: dict[str, str] = {}
+        self._premarked: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._quiet_until = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sqlagent-dispatcher")
 
-    def dispatch(self, attempt_id: str, request_id: str | None = None) -> None:
+    def dispatch(self, attempt_id: str, request_id: str | None = None, *, marked: bool = False) -> None:
         """`request_id`: the submitting request's, which travels with the task message (by
-        default the current context's)."""
+        default the current context's). `marked`: the row was inserted with `dispatched_at` set."""
         if request_id is None:
             request_id = current_request_id()
         if request_id is not None:
             self._request_ids[attempt_id] = request_id
+        if marked:
+            self._premarked.add(attempt_id)
         self._queue.put_nowait(attempt_id)
 
     async def _run(self) -> None:
@@ -197,18 +212,40 @@ class Dispatcher:
 
     async def _flush(self, batch: list[str]) -> None:
         request_ids = {i: rid for i in batch if (rid := self._request_ids.pop(i, None)) is not None}
+        premarked = [i for i in batch if i in self._premarked]
+        self._premarked.difference_update(premarked)
         if time.monotonic() < self._quiet_until:
-            return  # the broker failed moments ago; the sweeper will publish these
-        try:
-            await self.publisher.publish(batch, request_ids=request_ids)
-        except Exception as exc:  # any broker failure: the rows stay undispatched
-            self._quiet_until = time.monotonic() + BROKER_BACKOFF_S
-            log.warning("could not publish %d attempt(s); the sweeper will: %s", len(batch), exc)
+            # The broker failed moments ago; the sweeper will publish these.
+            await self._unmark(premarked)
             return
         try:
-            await self._mark_dispatched(batch)
+            await self.publisher.publish(batch, request_ids=request_ids)
+        except Exception as exc:  # any broker failure: the rows must read as undispatched
+            self._quiet_until = time.monotonic() + BROKER_BACKOFF_S
+            log.warning("could not publish %d attempt(s); the sweeper will: %s", len(batch), exc)
+            await self._unmark(premarked)
+            return
+        skip = set(premarked)
+        unmarked = [i for i in batch if i not in skip]
+        if not unmarked:
+            return
+        try:
+            await self._mark_dispatched(unmarked)
         except Exception as exc:  # harmless: at worst the sweeper publishes a duplicate
-            log.warning("could not mark %d attempt(s) dispatched: %s", len(batch), exc)
+            log.warning("could not mark %d attempt(s) dispatched: %s", len(unmarked), exc)
+
+    async def _unmark(self, attempt_ids: list[str]) -> None:
+        if not attempt_ids:
+            return
+        try:
+            await self._mark_undispatched(attempt_ids)
+        except Exception as exc:  # the app database is failing too: the re-dispatch rule remains
+            log.warning(
+                "could not mark %d unpublished attempt(s) undispatched; they are published again "
+                "after SQLAGENT_REDISPATCH_AFTER_S: %s",
+                len(attempt_ids),
+                exc,
+            )
 
     async def close(self) -> None:
         """Publish what is pending (best effort), then stop."""

@@ -41,7 +41,8 @@ class NewAttempt(msgspec.Struct, kw_only=True):
 
 
 def _queued(item: NewAttempt, attempt_id: str, created_at: datetime) -> Attempt:
-    """The row as the INSERT writes it (every other column takes its default), without reading it back."""
+    """The row as the INSERT writes it (every other column takes its default), without reading it
+    back. It is marked dispatched at once: see `shared.tasks.Dispatcher` for why that is safe."""
     return Attempt(
         id=attempt_id,
         user_id=item.user_id,
@@ -63,7 +64,7 @@ def _queued(item: NewAttempt, attempt_id: str, created_at: datetime) -> Attempt:
         created_at=created_at,
         started_at=None,
         finished_at=None,
-        dispatched_at=None,
+        dispatched_at=created_at,
         tries=0,
         cancel_requested=False,
         request_hash=None,
@@ -72,14 +73,29 @@ def _queued(item: NewAttempt, attempt_id: str, created_at: datetime) -> Attempt:
 
 _PG_INSERT = """
 WITH a AS (
-    INSERT INTO attempts (id, user_id, question, data_source, status, seq, created_at)
-    SELECT id, user_id, question, data_source, 'queued', 1, created_at
+    INSERT INTO attempts (id, user_id, question, data_source, status, seq, created_at, dispatched_at)
+    SELECT id, user_id, question, data_source, 'queued', 1, created_at, created_at
     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[])
          AS n (id, user_id, question, data_source, created_at)
     RETURNING id, created_at
 )
 INSERT INTO attempt_events (attempt_id, seq, status, at) SELECT id, 1, 'queued', created_at FROM a
 """
+
+
+async def mark_undispatched(db: Database, attempt_ids: list[str]) -> None:
+    """The intake's rows whose publish failed: the sweeper's next round takes them."""
+    if db.dialect == "postgresql":
+        await db.execute(
+            "UPDATE attempts SET dispatched_at = NULL WHERE id = ANY($1::text[]) AND status = 'queued'",
+            attempt_ids,
+        )
+        return
+    async with db.transaction() as tx:
+        for attempt_id in attempt_ids:
+            await tx.execute(
+                "UPDATE attempts SET dispatched_at = NULL WHERE id = $1 AND status = 'queued'", attempt_id
+            )
 
 
 async def insert_many(db: Database, items: list[NewAttempt]) -> list[Attempt]:
@@ -99,8 +115,9 @@ async def insert_many(db: Database, items: list[NewAttempt]) -> list[Attempt]:
     async with db.transaction() as tx:
         for r in rows:
             await tx.execute(
-                """INSERT INTO attempts (id, user_id, question, data_source, status, seq, created_at)
-                   VALUES ($1, $2, $3, $4, 'queued', 1, $5)""",
+                """INSERT INTO attempts (id, user_id, question, data_source, status, seq, created_at,
+                                         dispatched_at)
+                   VALUES ($1, $2, $3, $4, 'queued', 1, $5, $5)""",
                 r.id,
                 r.user_id,
                 r.question,
