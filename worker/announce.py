@@ -11,7 +11,9 @@ nothing needs to wait for them — only their order and their place after the co
   * whatever queued up while a batch was being sent goes out as the next batch, in one pipeline
     (one write, one round trip for all of them);
   * a failed batch is logged and dropped: subscribers recover from the rows;
-  * `flush` waits until everything announced so far was sent (a warm shutdown calls it).
+  * `flush` waits until everything announced so far was sent, however busy the announcer stays
+    with later events: an attempt ends with it, so its terminal status is out when its task ends
+    (and before Celery's own end-of-task work competes for the GIL), and a warm shutdown calls it.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ class Announcer:
         self._bus = bus
         self._pending: deque[Event] = deque()
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        # Resolved when the batch holding the pending events is sent; and the one being sent.
+        self._pending_sent: asyncio.Future[None] | None = None
+        self._sending: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
@@ -49,15 +52,18 @@ class Announcer:
             self._pending.popleft()
             self.dropped += 1
         self._pending.append(event)
-        self._idle.clear()
+        loop = asyncio.get_running_loop()
+        if self._pending_sent is None:
+            self._pending_sent = loop.create_future()
         self._wake.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="sqlagent-announcer")
+            self._task = loop.create_task(self._run(), name="sqlagent-announcer")
 
     async def flush(self) -> None:
         """Wait until every event announced so far was published (or failed to be)."""
-        if self._task is not None and not self._task.done():
-            await self._idle.wait()
+        waiting = self._pending_sent if self._pending else self._sending
+        if waiting is not None:
+            await asyncio.shield(waiting)
 
     async def close(self) -> None:
         await self.flush()
@@ -72,8 +78,13 @@ class Announcer:
             while self._pending:
                 batch = list(self._pending)
                 self._pending.clear()
-                await self._publish(batch)
-            self._idle.set()
+                self._sending, self._pending_sent = self._pending_sent, None
+                try:
+                    await self._publish(batch)
+                finally:
+                    if self._sending is not None and not self._sending.done():
+                        self._sending.set_result(None)
+                    self._sending = None
 
     async def _publish(self, batch: list[Event]) -> None:
         try:

@@ -103,3 +103,36 @@ async def test_local_bus_in_order_and_flush_when_idle() -> None:
         got = [queue.get_nowait() for _ in range(queue.qsize())]
     assert got == [e for e in events if e.id == "a"]
     await announcer.close()
+
+
+async def test_flush_waits_for_what_was_announced_before_it_not_after() -> None:
+    release = asyncio.Event()
+    published: list[int] = []
+
+    class SlowBus(LocalBus):
+        async def publish(self, event: Event) -> None:
+            await release.wait()
+            published.append(event.seq)
+
+    announcer = Announcer(SlowBus())
+    first = _events(["a"])
+    announcer.announce(first[0])
+    await asyncio.sleep(0)  # the announcer takes seq 2 and blocks on it
+    announcer.announce(first[1])  # seq 3: the next batch
+    flushing = asyncio.create_task(announcer.flush())
+    await asyncio.sleep(0.01)
+    assert not flushing.done()
+    release.set()
+    await asyncio.wait_for(flushing, 5)
+    assert published == [2, 3]
+    # Announcing more while someone waits does not hold that waiter up.
+    release.clear()
+    announcer.announce(first[2])
+    flushing = asyncio.create_task(announcer.flush())
+    await asyncio.sleep(0)
+    announcer.announce(first[3])
+    release.set()
+    await asyncio.wait_for(flushing, 5)
+    assert 4 in published
+    await announcer.close()
+    assert published == [2, 3, 4, 5]

@@ -109,6 +109,8 @@ async def run_attempt(rt: WorkerRuntime, attempt_id: str, *, instructions: str |
     finally:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
+    # The final status goes out before the task ends (and Celery's end-of-task work begins).
+    await rt.announcer.flush()
     return progress.status.value
 
 
