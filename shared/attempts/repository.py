@@ -7,11 +7,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
+
+import msgspec
 
 from shared.attempts.models import Attempt, Event
 from shared.attempts.status import RUNNING, TERMINAL, Status
 from shared.db.database import Database, Executor, Row, utcnow
+from shared.knowledge import repository as knowledge
 from shared.results import repository as results
 
 _COLUMNS = (
@@ -323,8 +326,23 @@ async def claim(db: Database, attempt_id: str, *, owner: str, lease_s: float) ->
     return None if claimed is None else claimed[0]
 
 
-async def take(db: Database, attempt_id: str, *, owner: str, lease_s: float) -> tuple[Event, Attempt] | None:
-    """`claim`, also giving back the attempt as it now is (the worker needs it next: no re-read)."""
+class Taken(NamedTuple):
+    event: Event
+    attempt: Attempt
+    examples: list[knowledge.Example]  # the data source's knowledge base, read with the claim
+
+
+_EXAMPLES = msgspec.json.Decoder(list[knowledge.Example])
+# The claimed attempt's knowledge examples as a JSON array, in the claim's own statement: read
+# after the claim like a separate query would, without its round trip.
+_EXAMPLES_SQL = f"""(SELECT coalesce(json_agg(k ORDER BY k.id), '[]')::text
+                     FROM (SELECT {", ".join(knowledge.Example.__struct_fields__)} FROM knowledge_examples
+                           WHERE data_source = moved.data_source) AS k) AS examples"""
+
+
+async def take(db: Database, attempt_id: str, *, owner: str, lease_s: float) -> Taken | None:
+    """`claim`, also giving back what the worker reads next: the attempt as it now is and its
+    data source's knowledge examples (one round trip on PostgreSQL)."""
     now = utcnow()
     change = _Change(
         attempt_id,
@@ -341,14 +359,21 @@ async def take(db: Database, attempt_id: str, *, owner: str, lease_s: float) -> 
         },
     )
     if db.dialect == "postgresql":  # one statement: atomic on its own
-        row = await db.fetchrow(change.postgres(_COLUMNS), *change.args)
+        row = await db.fetchrow(
+            change.postgres(_COLUMNS, select=f"{_COLUMNS}, {_EXAMPLES_SQL}"), *change.args
+        )
+        if row is None:
+            return None
+        attempt = _attempt(row)
+        examples = _EXAMPLES.decode(row["examples"])
     else:
         async with db.transaction() as tx:
             row = await _sqlite_change(tx, change, _COLUMNS)
-    if row is None:
-        return None
-    attempt = _attempt(row)
-    return change.event(attempt.seq), attempt
+            if row is None:
+                return None
+            attempt = _attempt(row)
+            examples = await knowledge.for_data_source(tx, attempt.data_source)
+    return Taken(change.event(attempt.seq), attempt, examples)
 
 
 async def succeed(

@@ -8,6 +8,7 @@ import pytest
 from shared.attempts import repository as attempts
 from shared.attempts.status import RUNNING, Status
 from shared.db.database import Database
+from shared.knowledge import repository as knowledge
 from shared.results import repository as results
 from shared.users import repository as users
 
@@ -27,7 +28,8 @@ async def test_take_gives_back_the_claimed_attempt_once(app_db: Database) -> Non
     attempt_id = await _queued(app_db)
     taken = await attempts.take(app_db, attempt_id, owner="w1", lease_s=30)
     assert taken is not None
-    event, attempt = taken
+    event, attempt, examples = taken
+    assert examples == []
     assert (event.id, event.seq, event.status) == (attempt_id, 2, "generating")
     assert attempt == await attempts.get(app_db, attempt_id)
     assert attempt.status == "generating" and attempt.tries == 1 and attempt.started_at is not None
@@ -35,6 +37,23 @@ async def test_take_gives_back_the_claimed_attempt_once(app_db: Database) -> Non
     assert await attempts.take(app_db, attempt_id, owner="w2", lease_s=30) is None  # redelivered
     assert await attempts.claim(app_db, attempt_id, owner="w2", lease_s=30) is None
     assert (await attempts.get(app_db, attempt_id)).seq == 2  # type: ignore[union-attr]
+
+
+async def test_take_reads_the_knowledge_examples_of_the_attempts_data_source(app_db: Database) -> None:
+    first = await knowledge.create(
+        app_db, question="How many?", sql="SELECT 1", data_source="default", notes=None, created_by=None
+    )
+    await knowledge.create(
+        app_db, question="Other", sql="SELECT 2", data_source="sales", notes=None, created_by=None
+    )
+    attempt_id = await _queued(app_db)
+    # Added after the attempt was queued, just before it is claimed: the claim must see it.
+    second = await knowledge.create(
+        app_db, question='Quoted "q" ü', sql="SELECT 3", data_source="default", notes="n", created_by=None
+    )
+    taken = await attempts.take(app_db, attempt_id, owner="w1", lease_s=30)
+    assert taken is not None
+    assert taken.examples == [first, second] == await knowledge.for_data_source(app_db, "default")
 
 
 async def test_succeed_moves_and_stores_together(app_db: Database) -> None:

@@ -73,7 +73,7 @@ async def run_attempt(rt: WorkerRuntime, attempt_id: str, *, instructions: str |
         current = await attempts.get(rt.db, attempt_id)
         log.info("attempt %s not claimed (status %s)", attempt_id, current.status if current else "deleted")
         return current.status if current else "deleted"
-    event, attempt = claimed
+    event, attempt, examples = claimed
     _announce(rt, event)
     if attempt.started_at is not None:
         metrics.observe_stage("queue", (attempt.started_at - attempt.created_at).total_seconds())
@@ -83,7 +83,7 @@ async def run_attempt(rt: WorkerRuntime, attempt_id: str, *, instructions: str |
     heartbeat = asyncio.create_task(_heartbeat(rt, progress, work))
     try:
         async with asyncio.timeout(rt.settings.agent.attempt_deadline_s):
-            await _answer(rt, progress, instructions)
+            await _answer(rt, progress, examples, instructions)
     except _Gone:
         pass
     except PipelineError as exc:
@@ -136,13 +136,14 @@ async def _heartbeat(rt: WorkerRuntime, progress: _Progress, work: asyncio.Task[
             return
 
 
-async def _answer(rt: WorkerRuntime, progress: _Progress, instructions: str | None) -> None:
+async def _answer(
+    rt: WorkerRuntime, progress: _Progress, examples: list[knowledge.Example], instructions: str | None
+) -> None:
     attempt = progress.attempt
     source = rt.settings.data_source(attempt.data_source)
     if source is None:
         raise PipelineError(f"data source {attempt.data_source!r} is no longer configured")
     snapshot = await rt.snapshot(source)
-    examples = await knowledge.for_data_source(rt.db, source.name)
     ranked = closest(attempt.question, examples, lambda e: e.question, limit=PROMPT_EXAMPLES)
 
     if ranked and ranked[0][0] >= CLOSE_ENOUGH:
