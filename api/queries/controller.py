@@ -16,6 +16,7 @@ from api.errors import InvalidState, error_responses
 from api.pagination import Page, PageParam, PageSizeParam, Pagination, paginate
 from api.queries import events, service
 from api.queries.schemas import AttemptCreate, AttemptRead, ResultColumn, ResultsPage, attempt_read
+from api.sse import EventStream
 from api.state import Services, services
 from shared.attempts import repository as attempts
 from shared.attempts.models import Attempt
@@ -174,7 +175,7 @@ class QueriesController(Controller):
         svc = services(state)
         attempt = await service.visible_attempt(svc, request.user, attempt_id)
         after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-        return ServerSentEvent(events.stream(svc, attempt.id, after))
+        return EventStream(events.EventFeed(svc, attempt.id, after))
 
 
 async def _stored(svc: Services, attempt: Attempt) -> results.StoredResult:

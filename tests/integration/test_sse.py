@@ -207,3 +207,27 @@ def test_many_concurrent_streams_all_end_right(sse_stack: Stack, llm) -> None:  
 
     for statuses in asyncio.run(run()):
         assert statuses == ["queued", "generating", "validating", "executing", "succeeded"]
+
+
+def _open_streams(stack: Stack) -> float:
+    metrics = httpx.get(f"{stack.base_url}/metrics", timeout=10).text
+    line = next(x for x in metrics.splitlines() if x.startswith("sqlagent_sse_streams_open"))
+    return float(line.split()[-1])
+
+
+def test_a_client_that_hangs_up_frees_its_stream_at_once(quiet_api: Stack, llm) -> None:  # type: ignore[no-untyped-def]
+    """No heartbeat and no event would wake this stream for seconds: only noticing the hang-up can
+    end it, which is what keeps abandoned streams from piling up."""
+    question = "How many products, very slowly? (sse hang-up)"
+    llm.add(question, {"delay_s": 5, "then": {"sql": COUNT, "explanation": "count"}})
+    with quiet_api.client("alice", "alice-password") as client:
+        attempt_id = client.post("/api/queries", json={"question": question}).json()["id"]
+        with client.stream("GET", f"/api/queries/{attempt_id}/events") as resp:
+            stream = frames(resp)  # kept: dropping the iterator would close the connection
+            first = next(stream)
+            assert first.data is not None and first.data["seq"] >= 1
+            assert _open_streams(quiet_api) == 1
+    deadline = time.monotonic() + 2
+    while _open_streams(quiet_api) != 0:
+        assert time.monotonic() < deadline, "the stream outlived its client"
+        time.sleep(0.05)

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 from support.services import RedisServer
 
-from api.queries.events import stream
+from api.queries.events import EventFeed
 from shared.attempts import repository as attempts
 from shared.attempts.models import Event
 from shared.attempts.status import RUNNING, Status
@@ -169,9 +169,25 @@ async def _attempt(db: Database) -> str:
     return (await attempts.create(db, user_id=user.id, question="q", data_source="default")).id
 
 
+class _Message(SimpleNamespace):
+    id: str | None
+    event: str | None
+    comment: str | None
+
+
+def _parse(chunk: bytes) -> _Message:
+    """One SSE message as a client's parser reads it."""
+    assert chunk.endswith(b"\r\n\r\n"), chunk
+    fields: dict[str, str | None] = {"id": None, "event": None, "comment": None, "data": None}
+    for line in chunk.decode().split("\r\n")[:-2]:
+        name, _, value = line.partition(": ")
+        fields["comment" if name == "" else name] = value
+    return _Message(**fields)
+
+
 async def _collect(svc: Any, attempt_id: str, after: int, out: list[Any]) -> None:
-    async for message in stream(svc, attempt_id, after):
-        out.append(message)
+    async for chunk in EventFeed(svc, attempt_id, after).messages():
+        out.append(_parse(chunk))
 
 
 def _statuses(messages: list[Any]) -> list[tuple[str | None, str | None]]:
@@ -235,3 +251,25 @@ async def test_resuming_after_the_terminal_event_ends_at_once(app_db: Database) 
     out.clear()
     await asyncio.wait_for(_collect(svc, attempt_id, 99, out), 5)
     assert out == []
+
+
+async def test_a_hang_up_ends_a_waiting_stream_at_once(app_db: Database) -> None:
+    attempt_id = await _attempt(app_db)
+    bus = _LossyBus()
+    svc = SimpleNamespace(db=app_db, bus=bus, settings=SimpleNamespace(sse_heartbeat_s=30.0))
+    feed = EventFeed(svc, attempt_id, 0)  # type: ignore[arg-type]
+    out: list[bytes] = []
+
+    async def read() -> None:
+        async for chunk in feed.messages():
+            out.append(chunk)
+
+    reader = asyncio.create_task(read())
+    await bus.subscribed.wait()
+    for _ in range(100):  # the history (the `queued` event) first, then it waits for live ones
+        if out:
+            break
+        await asyncio.sleep(0.01)
+    feed.hang_up()
+    await asyncio.wait_for(reader, 1)  # not after the 30 s heartbeat
+    assert [_parse(c).id for c in out] == ["1"]
