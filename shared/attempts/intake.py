@@ -31,6 +31,10 @@ log = logging.getLogger("sqlagent.intake")
 # Rows per statement: enough for any burst one API process sees, small enough to keep a
 # statement's arrays modest.
 BATCH_MAX = 512
+# Statements in flight at once. With one, a submit arriving just after a batch left waits for that
+# batch's round trip before its own starts; two overlap them, which trims the latency tail at the
+# price of somewhat smaller batches.
+WRITERS = 2
 
 
 class NewAttempt(msgspec.Struct, kw_only=True):
@@ -144,14 +148,14 @@ class Intake:
         self._on_commit = on_commit
         # None is the sentinel `close()` sends: everything queued before it is still written.
         self._queue: asyncio.Queue[tuple[NewAttempt, asyncio.Future[Attempt]] | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sqlagent-intake")
+        self._tasks = [asyncio.create_task(self._run(), name=f"sqlagent-intake-{i}") for i in range(WRITERS)]
 
     async def submit(self, item: NewAttempt) -> Attempt:
-        if self._closing or self._task is None:
+        if self._closing or not self._tasks:
             raise RuntimeError("the intake is not running")
         future: asyncio.Future[Attempt] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((item, future))
@@ -198,7 +202,6 @@ class Intake:
     async def close(self) -> None:
         """Write what is queued, then stop."""
         self._closing = True
-        if self._task is None:
-            return
-        self._queue.put_nowait(None)
-        await asyncio.gather(self._task, return_exceptions=True)
+        for _ in self._tasks:
+            self._queue.put_nowait(None)  # one sentinel per writer, after everything queued
+        await asyncio.gather(*self._tasks, return_exceptions=True)
