@@ -23,7 +23,6 @@ from typing import Any
 
 import msgspec
 import openai
-from openai.types.chat import ChatCompletion
 
 from shared.pipeline_errors import LlmUnavailable
 from worker.pipeline.prompt import Conversation, Example, build_system_prompt, repair_message
@@ -127,19 +126,19 @@ class LlmClient:
         ceiling = min(self._backoff_cap_s, self._backoff_base_s * 2**call)
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not cryptography
 
-    async def _call(self, messages: list[dict[str, str]]) -> Any:
-        """One HTTP call; retryable failures raise `_Retryable`, the rest `LlmUnavailable`."""
+    async def _call(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """One HTTP call; retryable failures raise `_Retryable`, the rest `LlmUnavailable`.
+        Returns the completion as decoded JSON."""
         body: dict[str, Any] = {"model": self.config.model, "messages": messages}
         if self._send_temperature:
             body["temperature"] = 0
         try:
             async with asyncio.timeout(self.config.timeout_s):
-                # The SDK's own request path (auth, errors, response type) without
-                # `chat.completions.create`'s body transform: it walks every message against the
-                # SDK's TypedDicts to change nothing in ours, ~0.4 ms of CPU per call.
-                response = await self._client.post(
-                    "/chat/completions", body=body, cast_to=ChatCompletion, options=_OPTIONS
-                )
+                # The SDK's own request path (auth, status errors, timeouts) without
+                # `chat.completions.create`'s body transform, which walks every message against
+                # the SDK's TypedDicts to change nothing in ours, nor its response model: the
+                # bytes, decoded here (~0.6 ms of CPU per call less in all).
+                raw = await self._client.post("/chat/completions", body=body, cast_to=bytes, options=_OPTIONS)
         except (TimeoutError, openai.APITimeoutError):
             raise _Retryable(f"timed out after {self.config.timeout_s:g}s") from None
         except openai.APIConnectionError as exc:
@@ -159,7 +158,11 @@ class LlmClient:
             raise _Retryable("malformed response") from None
         except openai.OpenAIError as exc:
             raise LlmUnavailable(self._scrub(f"the LLM client failed: {type(exc).__name__}")) from None
-        if not getattr(response, "choices", None):
+        try:
+            response = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            response = None
+        if not isinstance(response, dict) or not response.get("choices"):
             # an HTML page or `{}` with 200: a wrong base URL, not a passing glitch
             raise LlmUnavailable(
                 "the LLM endpoint's answer has no completion choices; is SQLAGENT_LLM_BASE_URL an "
@@ -185,13 +188,17 @@ class LlmClient:
         return text.replace(key, "***") if key else text
 
 
-def _to_reply(response: Any) -> Reply:
-    message = getattr(response.choices[0], "message", None)
-    content = getattr(message, "content", None)
+def _field(value: object, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else None
+
+
+def _to_reply(response: dict[str, Any]) -> Reply:
+    choices = response["choices"]
+    content = _field(_field(choices[0] if isinstance(choices, list) else None, "message"), "content")
     raw = content if isinstance(content, str) else ""
-    usage = getattr(response, "usage", None)
-    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    usage = response.get("usage")
+    prompt_tokens = _count(_field(usage, "prompt_tokens"))
+    completion_tokens = _count(_field(usage, "completion_tokens"))
     try:
         sql, explanation = parse_reply(raw)
     except ReplyUnparseable as exc:
@@ -204,6 +211,10 @@ def _to_reply(response: Any) -> Reply:
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
     )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
