@@ -32,6 +32,7 @@ from shared.attempts.intake import Intake, NewAttempt, mark_undispatched
 from shared.attempts.models import Attempt
 from shared.db.database import open_database
 from shared.events.bus import make_bus
+from shared.heap import freeze_startup_objects
 from shared.settings import Settings, load_settings
 from shared.tasks import Dispatcher, Publisher
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
             bus=bus,
             credentials=credentials,
         )
+        freeze_startup_objects()
         try:
             yield
         finally:
