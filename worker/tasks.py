@@ -8,6 +8,7 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_init, worker_ready, worker_shutdown
 
+from shared.heap import freeze_startup_objects
 from shared.logs import log_context
 from shared.tasks import REQUEST_ID_HEADER, RUN_ATTEMPT
 from worker import metrics
@@ -44,6 +45,8 @@ def _start_runtime(**_: Any) -> None:
     # At start, not on the first task: the sweeper must run even when no message arrives, e.g.
     # to requeue the attempts of a worker that was killed.
     get_runtime(settings())
+    # Every attempt shares the runtime's one event loop: a 50 ms full collection stalls them all.
+    freeze_startup_objects()
 
 
 @worker_shutdown.connect
