@@ -111,6 +111,8 @@ class Stack:
     redis_proc: Process | None = None
     api: Process | None = None
     worker: Process | None = None
+    # More worker processes beside `worker` (the drain figure on every core).
+    extra_workers: list[Process] = field(default_factory=list)
     _spawned: int = 0
 
     # -- addresses -----------------------------------------------------------------------------
@@ -283,23 +285,33 @@ class Stack:
             self.api.stop()
             self.api = None
 
-    async def start_worker(self, concurrency: int | None = None) -> Process:
-        """A worker process; returns once Celery says it is ready to consume."""
+    async def start_worker(self, concurrency: int | None = None, processes: int = 1) -> Process:
+        """`processes` worker processes (`worker` and `extra_workers`); returns once Celery says
+        each is ready to consume."""
         self.stop_worker()
         args = ["worker"] + (["--concurrency", str(concurrency)] if concurrency else [])
-        self.worker = self.spawn(
-            f"worker-c{concurrency or 'default'}", [*_sqlagent_command(), *args], self.env
-        )
+        started = [
+            self.spawn(f"worker-c{concurrency or 'default'}", [*_sqlagent_command(), *args], self.env)
+            for _ in range(processes)
+        ]
+        self.worker, self.extra_workers = started[0], started[1:]
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if not self.worker.alive():
-                raise RuntimeError(f"the worker exited:\n{self.worker.tail()}")
-            if _worker_ready(self.worker.log):
-                return self.worker
+        waiting = list(started)
+        while waiting and time.monotonic() < deadline:
+            for process in list(waiting):
+                if not process.alive():
+                    raise RuntimeError(f"the worker exited:\n{process.tail()}")
+                if _worker_ready(process.log):
+                    waiting.remove(process)
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"the worker did not become ready:\n{self.worker.tail()}")
+        if waiting:
+            raise RuntimeError(f"the worker did not become ready:\n{waiting[0].tail()}")
+        return self.worker
 
     def stop_worker(self) -> None:
+        for process in self.extra_workers:
+            process.stop()
+        self.extra_workers = []
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
