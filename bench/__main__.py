@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import resource
+import shutil
 import sys
 import time
 import traceback
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", type=Path, help="an earlier results JSON, shown beside")
     args = parser.parse_args(argv)
 
+    scenarios = args.only or list(SCENARIOS)
+    if "submit" in scenarios and shutil.which("wrk") is None:
+        # Before starting anything: the submit scenario is minutes into a run otherwise.
+        parser.exit(2, "python -m bench: the submit scenario needs wrk: apt-get install wrk\n")
     repeats = args.repeats or (1 if args.quick else 3)
     report = Report(quick=args.quick, repeats=repeats)
     logdir = RESULTS_DIR / f"{report.started.strftime('%Y%m%dT%H%M%SZ')}-logs"
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.cpu_count()} cores and will lower the figures"
         )
     started = time.monotonic()
-    _loop_runner()(_run(args.only or list(SCENARIOS), report, cfg))
+    _loop_runner()(_run(scenarios, report, cfg))
     path = report.save()
     print()
     print(
