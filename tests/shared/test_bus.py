@@ -273,3 +273,65 @@ async def test_a_hang_up_ends_a_waiting_stream_at_once(app_db: Database) -> None
     feed.hang_up()
     await asyncio.wait_for(reader, 1)  # not after the 30 s heartbeat
     assert [_parse(c).id for c in out] == ["1"]
+
+
+class _Recorder:
+    """A `Watcher` that writes down what happened to its channel."""
+
+    def __init__(self) -> None:
+        self.log: list[object] = []
+        self.changed = asyncio.Event()
+
+    def _note(self, item: object) -> None:
+        self.log.append(item)
+        self.changed.set()
+
+    def on_live(self) -> None:
+        self._note("live")
+
+    def on_down(self) -> None:
+        self._note("down")
+
+    def on_message(self, data: bytes) -> None:
+        self._note(data)
+
+    async def until(self, item: object, timeout: float = 15) -> None:
+        async with asyncio.timeout(timeout):
+            while item not in self.log:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_a_watched_channel_is_live_gets_broadcasts_and_hears_of_an_outage(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What the API-token cache relies on: messages while subscribed, `down` as soon as the
+    connection is lost (it stops trusting itself), `live` again only once resubscribed."""
+    server = RedisServer(tmp_path).start()
+    restarted = RedisServer(tmp_path, port=server.port)
+    bus = RedisBus(server.url)
+    watcher = _Recorder()
+    try:
+        bus.watch("sqlagent:test:control", watcher)
+        await watcher.until("live")
+        await bus.broadcast("sqlagent:test:control", b"42")
+        await watcher.until(b"42")
+        async with bus.subscribe("beside") as queue:  # attempt streams share the connection
+            await bus.publish(_event("beside", 2))
+            assert (await _next(queue)).seq == 2  # type: ignore[union-attr]
+        server.stop()
+        await watcher.until("down")
+        assert watcher.log[-1] == "down"
+        restarted.start()
+        watcher.log.clear()
+        await watcher.until("live")
+        await bus.broadcast("sqlagent:test:control", b"7")
+        await watcher.until(b"7")
+    finally:
+        await bus.close()
+        restarted.stop()
+        server.stop()
+
+
+async def test_the_local_bus_watch_is_live_at_once() -> None:
+    watcher = _Recorder()
+    LocalBus().watch("sqlagent:test:control", watcher)
+    assert watcher.log == ["live"]
