@@ -32,7 +32,7 @@ from shared.attempts.intake import Intake, NewAttempt, mark_undispatched
 from shared.attempts.models import Attempt
 from shared.db.database import open_database
 from shared.events.bus import make_bus
-from shared.heap import freeze_startup_objects
+from shared.heap import frozen_after_start_up
 from shared.settings import Settings, load_settings
 from shared.tasks import Dispatcher, Publisher
 
@@ -102,7 +102,6 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
             bus=bus,
             credentials=credentials,
         )
-        freeze_startup_objects()
         try:
             yield
         finally:
@@ -146,4 +145,4 @@ def create_app(settings: Settings, *, lifespans: Sequence[Lifespan] = ()) -> Lit
 
 def create_app_from_env() -> Litestar:
     """Factory for `uvicorn --factory` (several API worker processes)."""
-    return create_app(load_settings())
+    return create_app(load_settings(), lifespans=[frozen_after_start_up])

@@ -50,6 +50,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     # (SQLAGENT_TRUSTED_PROXIES), so its proxy handling is off.
     import uvicorn
 
+    from shared.heap import frozen_after_start_up
     from shared.logs import setup_logging
 
     setup_logging(settings.log_format)
@@ -61,7 +62,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             )
         from cli.embedded import embedded_worker
 
-        app = _app(settings, lifespans=[embedded_worker(settings)])
+        app = _app(settings, lifespans=[embedded_worker(settings), frozen_after_start_up])
         uvicorn.run(
             app,
             host=host,
@@ -84,7 +85,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         )
     else:
         uvicorn.run(
-            _app(settings), host=host, port=port, log_config=None, access_log=False, proxy_headers=False
+            _app(settings, lifespans=[frozen_after_start_up]),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
         )
 
 

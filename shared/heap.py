@@ -10,9 +10,18 @@ Objects created afterwards are collected as usual."""
 from __future__ import annotations
 
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 
 def freeze_startup_objects() -> None:
     """Call once, after start-up allocated what lives for the whole process."""
     gc.collect()  # don't freeze start-up garbage along with it
     gc.freeze()
+
+
+@asynccontextmanager
+async def frozen_after_start_up(_: object) -> AsyncIterator[None]:
+    """A Litestar lifespan, last in line, for a server process (not for apps built in tests)."""
+    freeze_startup_objects()
+    yield

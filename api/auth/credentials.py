@@ -3,8 +3,9 @@
 Looking a bearer token up was a database round trip on every request, about half of the app
 database's work per submit. A hit here costs a dict lookup. Revocation stays immediate:
 
-- every change that can end or alter a credential (token revoked, user deactivated, role or
-  password changed, logout) forgets the user's entries here and broadcasts the user id on Redis;
+- every change that can end or alter an API token's credential (the token revoked; the user
+  deactivated, demoted or otherwise changed by an admin) forgets the user's entries here and
+  broadcasts the user id on Redis;
   every API process drops that user's entries when the message arrives (within milliseconds);
 - the cache is only used while that broadcast channel is subscribed: from the moment the
   subscription drops until it is confirmed again (when messages may have been missed) every
@@ -70,12 +71,15 @@ class CredentialCache:
 
     def put(
         self, digest: str, credential: Credential, last_used_at: datetime | None, generation: int
-    ) -> None:
+    ) -> _Entry:
+        """The entry for a database lookup; kept only if no revocation happened meanwhile."""
+        entry = _Entry(credential, self._clock() + self._ttl_s, last_used_at)
         if not self.live or generation != self._generation:
-            return  # a revocation happened while this was looked up: the answer may be stale
+            return entry  # a revocation happened while this was looked up: the answer may be stale
         if len(self._entries) >= MAX_ENTRIES:
             del self._entries[next(iter(self._entries))]  # the oldest
-        self._entries[digest] = _Entry(credential, self._clock() + self._ttl_s, last_used_at)
+        self._entries[digest] = entry
+        return entry
 
     def forget_user(self, user_id: int) -> None:
         self._generation += 1

@@ -32,20 +32,20 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=credential.user, auth=credential)
 
     async def _credential(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Credential:
-        db = services(connection.app.state).db
+        svc = services(connection.app.state)
         header = connection.headers.get("authorization")
         if header:
             scheme, _, secret = header.partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():
                 raise AuthSessionInvalid("Use 'Authorization: Bearer <api token>'")
-            credential = await _token(services(connection.app.state), secret.strip())
+            credential = await _token(svc, secret.strip())
             if credential is None:
                 raise AuthSessionInvalid("Invalid or revoked API token")
             return credential
         cookie = connection.cookies.get(SESSION_COOKIE)
         if not cookie:
             raise AuthSessionInvalid()
-        credential = await users.session_credential(db, cookie)
+        credential = await users.session_credential(svc.db, cookie)
         if credential is None:
             raise AuthSessionInvalid("Invalid or revoked session; log in again")
         if credential.expired:
@@ -60,24 +60,20 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
 
 
 async def _token(svc: Services, secret: str) -> Credential | None:
+    """The API token's credential, from the process's cache or the database (api/auth/credentials.py)."""
     token_digest = users.digest(secret)
+    entry = svc.credentials.get(token_digest)
+    if entry is None:
+        generation = svc.credentials.generation
+        found = await users.find_token(svc.db, token_digest)
+        if found is None:
+            return None
+        entry = svc.credentials.put(token_digest, *found, generation)
     now = utcnow()
-    cached = svc.credentials.get(token_digest)
-    if cached is not None:
-        if users.use_is_stale(cached.last_used_at, now):
-            await users.touch_token(svc.db, cached.credential.token_id or 0, now)
-            cached.last_used_at = now
-        return cached.credential
-    generation = svc.credentials.generation
-    found = await users.find_token(svc.db, token_digest)
-    if found is None:
-        return None
-    credential, last_used_at = found
-    if users.use_is_stale(last_used_at, now):
-        await users.touch_token(svc.db, credential.token_id or 0, now)
-        last_used_at = now
-    svc.credentials.put(token_digest, credential, last_used_at, generation)
-    return credential
+    if users.use_is_stale(entry.last_used_at, now):
+        await users.touch_token(svc.db, entry.credential.token_id or 0, now)
+        entry.last_used_at = now
+    return entry.credential
 
 
 def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

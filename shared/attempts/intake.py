@@ -184,13 +184,12 @@ class Intake:
         items = [item for item, _ in batch]
         try:
             rows = await insert_many(self._db, items)
-        except BaseException as exc:  # the database failed: each request answers as it would alone
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("shutting down"))
-            if not isinstance(exc, Exception):
-                raise
+        except Exception as exc:  # the database failed: each request answers as it would alone
+            self._fail(batch, exc)
             return
+        except BaseException:  # cancelled mid-statement: no waiter may hang on a shielded future
+            self._fail(batch, RuntimeError("the intake stopped"))
+            raise
         try:
             self._on_commit(list(zip(rows, items, strict=True)))
         except Exception:  # never strand the waiters: the sweeper publishes undispatched rows
@@ -198,6 +197,12 @@ class Intake:
         for row, (_, future) in zip(rows, batch, strict=True):
             if not future.done():
                 future.set_result(row)
+
+    @staticmethod
+    def _fail(batch: list[tuple[NewAttempt, asyncio.Future[Attempt]]], exc: Exception) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
 
     async def close(self) -> None:
         """Write what is queued, then stop."""

@@ -290,15 +290,3 @@ def use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
 
 async def touch_token(db: Executor, token_id: int, now: datetime) -> None:
     await db.execute("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", token_id, now)
-
-
-async def token_credential(db: Executor, secret: str) -> Credential | None:
-    """Uncached lookup by the secret itself, recording the use."""
-    found = await find_token(db, digest(secret))
-    if found is None:
-        return None
-    credential, last_used_at = found
-    now = utcnow()
-    if use_is_stale(last_used_at, now):
-        await touch_token(db, credential.token_id or 0, now)
-    return credential
